@@ -1,0 +1,283 @@
+"""PyAV backend: probing, and frames at given times read in one forward pass.
+
+This is the robust path: the container is opened with ``metadata_errors="ignore"``, every
+packet is decoded under its own try/except (a damaged packet costs its frames, not the
+file), and timestamps come from the frames themselves (variable frame rate). Frames are
+converted to RGB (and resized) only when they are picked, inside libswscale.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from ovmlv.decode import VideoDecodeError, rotate_upright
+
+logger = logging.getLogger(__name__)
+
+_REORDER_DEPTH = 4  # frames held back to put out-of-order timestamps (AVI + B-frames) in order
+_MIN_SKIP_S = 1.0  # seek only when it skips at least this much video (a seek flushes the decoder)
+_TIME_EPS = 1e-6  # a frame at exactly the target time counts as displayed at that time
+# First bytes of the containers we expect; used to tell "damaged video" from "not a video".
+_CONTAINER_MAGIC = (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"RIFF", b"\x1a\x45\xdf\xa3", b"OggS")
+
+
+@dataclass
+class TimedFrame:
+    """A decoded frame and its presentation time in seconds from the start of the video."""
+
+    frame: av.VideoFrame
+    time_s: float
+
+
+def open_input(path: str, name: str) -> av.container.InputContainer:
+    """Open a container for reading, or raise a one-line VideoDecodeError."""
+    try:
+        return av.open(path, metadata_errors="ignore")
+    except (av.error.FFmpegError, UnicodeDecodeError) as exc:
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+        if any(magic in head for magic in _CONTAINER_MAGIC):
+            raise VideoDecodeError(
+                f"cannot read {name!r}: the video file is damaged or incomplete ({_reason(exc)})"
+            ) from None
+        raise VideoDecodeError(f"cannot read {name!r}: not a video file ({_reason(exc)})") from None
+
+
+def _reason(exc: BaseException) -> str:
+    """FFmpeg's explanation without the errno and file name PyAV adds."""
+    text = getattr(exc, "strerror", None) or str(exc)
+    return " ".join(str(text).split())
+
+
+def video_stream(container: av.container.InputContainer, name: str) -> av.VideoStream:
+    """The first video stream with a usable decoder, or a VideoDecodeError saying why not."""
+    if not container.streams.video:
+        kinds = sorted({stream.type for stream in container.streams})
+        if "audio" in kinds:
+            raise VideoDecodeError(f"cannot read {name!r}: audio only, the file has no video stream")
+        raise VideoDecodeError(
+            f"cannot read {name!r}: not a video file (no video stream; the file may be damaged)"
+        )
+    for stream in container.streams.video:
+        if stream.codec_context is not None:
+            return stream
+    raise VideoDecodeError(f"cannot read {name!r}: unknown or unsupported video codec (no decoder for it)")
+
+
+def decoded_frames(container: av.container.InputContainer, stream: av.VideoStream) -> Iterator[av.VideoFrame]:
+    """Every frame that decodes, skipping damaged packets; stops quietly at a broken tail."""
+    packets = container.demux(stream)
+    bad_packets = 0
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            break
+        except (av.error.FFmpegError, OSError) as exc:
+            logger.warning("stopped reading %s early: %s", container.name, _reason(exc))
+            break
+        try:
+            frames = packet.decode()
+        except (av.error.FFmpegError, ValueError) as exc:
+            bad_packets += 1
+            logger.debug("skipped a damaged packet in %s: %s", container.name, _reason(exc))
+            continue
+        yield from frames
+    if bad_packets:
+        logger.warning("%s: skipped %d damaged packet(s)", container.name, bad_packets)
+
+
+def timed_frames(
+    frames: Iterator[av.VideoFrame], time_base: Fraction, origin_pts: int | None, step_s: float
+) -> Iterator[TimedFrame]:
+    """Frames with presentation times (s), non-decreasing even when the file's are not.
+
+    Decoders put out frames in display order, but some files (AVI with packed B-frames) carry
+    timestamps in a shuffled order; the sorted timestamps of a few frames are handed out in
+    output order. Missing timestamps continue the previous one by one frame step.
+    """
+    pending: deque[av.VideoFrame] = deque()
+    stamps: list[float] = []
+    last_time = -np.inf
+    for frame in frames:
+        if frame.pts is None:
+            time_s = (max(stamps) if stamps else last_time) + step_s
+            time_s = time_s if np.isfinite(time_s) else 0.0
+        else:
+            origin = frame.pts if origin_pts is None else origin_pts
+            origin_pts = origin
+            time_s = float((frame.pts - origin) * time_base)
+        pending.append(frame)
+        heapq.heappush(stamps, time_s)
+        if len(pending) > _REORDER_DEPTH:
+            last_time = max(last_time, heapq.heappop(stamps))
+            yield TimedFrame(pending.popleft(), last_time)
+    while pending:
+        last_time = max(last_time, heapq.heappop(stamps))
+        yield TimedFrame(pending.popleft(), last_time)
+
+
+def first_frame(container: av.container.InputContainer, stream: av.VideoStream) -> av.VideoFrame | None:
+    """The first decodable frame, or None when no packet decodes."""
+    for frame in decoded_frames(container, stream):
+        return frame
+    return None
+
+
+def rotation_of(frame: av.VideoFrame, stream: av.VideoStream) -> int:
+    """Degrees clockwise (0, 90, 180, 270) to display the frame upright."""
+    counter_clockwise = frame.rotation  # from the display matrix; PyAV >= 14
+    if counter_clockwise:
+        return int(-round(counter_clockwise / 90) * 90) % 360
+    legacy = stream.metadata.get("rotate")  # older muxers: a clockwise angle as text
+    try:
+        return int(round(float(legacy) / 90) * 90) % 360 if legacy else 0
+    except ValueError:
+        return 0
+
+
+def stream_duration_s(container: av.container.InputContainer, stream: av.VideoStream) -> float | None:
+    """Duration from the stream header, else the container header; None when neither says."""
+    if stream.duration and stream.time_base and stream.duration > 0:
+        return float(stream.duration * stream.time_base)
+    if container.duration and container.duration > 0:
+        return container.duration / av.time_base
+    return None
+
+
+def scan_duration_s(container: av.container.InputContainer, stream: av.VideoStream) -> float | None:
+    """Duration from the packets themselves (reads the file, decodes nothing)."""
+    first, last = None, None
+    try:
+        for packet in container.demux(stream):
+            if packet.pts is None:
+                continue
+            first = packet.pts if first is None else min(first, packet.pts)
+            end = packet.pts + (packet.duration or 0)
+            last = end if last is None else max(last, end)
+    except (av.error.FFmpegError, OSError) as exc:
+        logger.debug("scan of %s stopped: %s", container.name, _reason(exc))
+    if first is None or last is None or last <= first:
+        return None
+    return float((last - first) * stream.time_base)
+
+
+class PyAVFrameSource:
+    """Answers increasing time queries with the frames displayed at those times.
+
+    Decodes forward, holding only the last frame at or before the query and the next one;
+    where the demuxer index shows a keyframe well past the current position and before the
+    next query, it seeks there instead of decoding the frames in between.
+    """
+
+    name = "pyav"
+
+    def __init__(self, path: str, name: str, size: tuple[int, int] | None, rotation: int) -> None:
+        self._container = open_input(path, name)
+        self._stream = video_stream(self._container, name)
+        self._stream.thread_type = "AUTO"  # frame threads: ~1.3x on 2 cores
+        self._name, self._size, self._rotation = name, size, rotation
+        rate = self._stream.average_rate or self._stream.guessed_rate
+        self._step_s = 1.0 / float(rate) if rate else 1.0 / 30
+        start = self._stream.start_time
+        self._origin_pts = start if start is not None and start != av.NOPTS_VALUE else None
+        self._keyframe_pts = self._keyframe_index()
+        self._frames = self._restart()
+        self._prev: TimedFrame | None = None
+        self._next = next(self._frames, None)
+        if self._next is None:
+            self.close()
+            raise VideoDecodeError(f"cannot read {name!r}: no frame could be decoded (damaged or truncated)")
+        self._converted: tuple[av.VideoFrame, np.ndarray] | None = None
+        self.exhausted = False
+
+    def _keyframe_index(self) -> np.ndarray:
+        """Keyframe timestamps (stream ticks) from the demuxer index; empty if there is none."""
+        try:
+            entries = self._stream.index_entries
+            return np.array([entry.timestamp for entry in entries if entry.is_keyframe], dtype=np.int64)
+        except (AttributeError, av.error.FFmpegError):
+            return np.zeros(0, dtype=np.int64)
+
+    def _restart(self) -> Iterator[TimedFrame]:
+        frames = decoded_frames(self._container, self._stream)
+        return timed_frames(frames, self._stream.time_base, self._origin_pts, self._step_s)
+
+    @property
+    def last_time_s(self) -> float:
+        """Time of the latest frame reached so far."""
+        latest = self._next if self._next is not None else self._prev
+        return latest.time_s if latest is not None else 0.0
+
+    def _keyframe_time(self, ticks: int) -> float:
+        origin = self._origin_pts or 0
+        return float((int(ticks) - origin) * self._stream.time_base)
+
+    def _maybe_seek(self, target_s: float) -> None:
+        """Jump to the last keyframe before ``target_s`` when that skips enough video."""
+        if self._next is None or self._next.time_s > target_s or not len(self._keyframe_pts):
+            return
+        # Index timestamps are decode times; a keyframe is shown up to a few frames later,
+        # so keep one frame step of margin and check the landing below.
+        ticks_per_s = 1.0 / float(self._stream.time_base)
+        limit = (self._origin_pts or 0) + (target_s - self._step_s) * ticks_per_s
+        k = int(np.searchsorted(self._keyframe_pts, limit, side="right")) - 1
+        if k < 0 or self._keyframe_time(self._keyframe_pts[k]) - self._next.time_s < _MIN_SKIP_S:
+            return
+        previous = self._prev
+        self._container.seek(int(self._keyframe_pts[k]), stream=self._stream, backward=True)
+        self._frames, self._prev = self._restart(), None
+        self._next = next(self._frames, None)
+        if self._next is None or self._next.time_s > target_s + _TIME_EPS:
+            # The index misled us (damaged file, odd timestamps): go back and stop seeking.
+            logger.debug("%s: seek missed %.3f s; decoding forward instead", self._name, target_s)
+            self._keyframe_pts = self._keyframe_pts[:0]
+            self._container.seek(int(self._keyframe_pts_before(previous)), stream=self._stream, backward=True)
+            self._frames = self._restart()
+            self._next = next(self._frames, None)
+            self._prev = None if self._next is not None else previous
+
+    def _keyframe_pts_before(self, frame: TimedFrame | None) -> int:
+        """A seek target at or before ``frame`` (the stream start when unknown)."""
+        if frame is None or frame.frame.pts is None:
+            return self._origin_pts or 0
+        return int(frame.frame.pts)
+
+    def read(self, times_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Frames [T, H, W, 3] displayed at the given increasing times, and their times [T]."""
+        picked: list[TimedFrame] = []
+        for target in times_s:
+            self._maybe_seek(float(target))
+            while self._next is not None and self._next.time_s <= target + _TIME_EPS:
+                self._prev, self._next = self._next, next(self._frames, None)
+            self.exhausted = self._next is None
+            choice = self._prev if self._prev is not None else self._next
+            if choice is None:
+                raise VideoDecodeError(f"cannot read {self._name!r}: no frame could be decoded")
+            picked.append(choice)
+        arrays = [self._to_array(item.frame) for item in picked]
+        return np.stack(arrays), np.array([item.time_s for item in picked], dtype=np.float64)
+
+    def _to_array(self, frame: av.VideoFrame) -> np.ndarray:
+        """RGB uint8 [H, W, 3], resized in libswscale and turned upright."""
+        if self._converted is not None and self._converted[0] is frame:
+            return self._converted[1]
+        if self._size is None:
+            array = frame.to_ndarray(format="rgb24")
+        else:
+            array = frame.to_ndarray(width=self._size[0], height=self._size[1], format="rgb24")
+        array = rotate_upright(array, self._rotation)
+        self._converted = (frame, array)
+        return array
+
+    def close(self) -> None:
+        """Release the file and the decoder."""
+        self._container.close()
