@@ -187,8 +187,7 @@ class PyAVFrameSource:
         self._name, self._size, self._rotation = name, size, rotation
         rate = self._stream.average_rate or self._stream.guessed_rate
         self._step_s = 1.0 / float(rate) if rate else 1.0 / 30
-        start = self._stream.start_time
-        self._origin_pts = start if start is not None and start != av.NOPTS_VALUE else None
+        self._origin_pts = self._stream.start_time  # None when the header does not say
         self._keyframe_pts = self._keyframe_index()
         self._frames = self._restart()
         self._prev: TimedFrame | None = None
@@ -196,6 +195,10 @@ class PyAVFrameSource:
         if self._next is None:
             self.close()
             raise VideoDecodeError(f"cannot read {name!r}: no frame could be decoded (damaged or truncated)")
+        # Index timestamps are decode times; frames show up a few ticks later (B-frames).
+        first_pts = self._next.frame.pts
+        has_index = len(self._keyframe_pts) and first_pts is not None
+        self._display_delay = max(0, int(first_pts - self._keyframe_pts[0])) if has_index else 0
         self._converted: tuple[av.VideoFrame, np.ndarray] | None = None
         self.exhausted = False
 
@@ -225,10 +228,8 @@ class PyAVFrameSource:
         """Jump to the last keyframe before ``target_s`` when that skips enough video."""
         if self._next is None or self._next.time_s > target_s or not len(self._keyframe_pts):
             return
-        # Index timestamps are decode times; a keyframe is shown up to a few frames later,
-        # so keep one frame step of margin and check the landing below.
         ticks_per_s = 1.0 / float(self._stream.time_base)
-        limit = (self._origin_pts or 0) + (target_s - self._step_s) * ticks_per_s
+        limit = (self._origin_pts or 0) + target_s * ticks_per_s - self._display_delay
         k = int(np.searchsorted(self._keyframe_pts, limit, side="right")) - 1
         if k < 0 or self._keyframe_time(self._keyframe_pts[k]) - self._next.time_s < _MIN_SKIP_S:
             return

@@ -61,7 +61,9 @@ def create_model(
         config = ModelConfig.from_dict(merge_overrides(config.to_dict(), overrides))
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = dtype or torch.float32
-    clip = load_clip(config.clip, config.name, pretrained=pretrained, base_dir=directory)
+    with torch.random.fork_rng():
+        torch.manual_seed(config.seed)  # random base weights (tiny presets) are reproducible
+        clip = load_clip(config.clip, config.name, pretrained=pretrained, base_dir=directory)
     llm = load_llm(config.llm, config.name, device=device, dtype=dtype, base_dir=directory, seed=config.seed)
     model = OVMLVModel(config, clip, llm)
     if directory is not None and (directory / "model.safetensors").exists():

@@ -1,0 +1,91 @@
+"""decord backend: frames by index from decord's frame table, mapped from times.
+
+decord builds a table of every frame's timestamps when it opens a file, so sampling in time
+is a binary search; ``get_batch`` then decodes forward from the nearest keyframe. decord is
+optional (there are no wheels for every platform); any failure raises DecordFailure so the
+caller can fall back to PyAV.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+_TIME_EPS = 1e-4  # decord times are float32: a frame at the target time (to 0.1 ms) counts
+
+
+class DecordFailure(Exception):
+    """decord cannot open or read this file (the caller falls back to PyAV)."""
+
+
+def decord_available() -> bool:
+    """Whether decord imports on this machine."""
+    try:
+        _import_decord()
+    except DecordFailure:
+        return False
+    return True
+
+
+def _import_decord():  # noqa: ANN202 - returns the decord module
+    try:
+        import decord
+    except ImportError as exc:
+        raise DecordFailure(f"decord is not installed ({exc})") from None
+    decord.logging.set_level(decord.logging.QUIET)  # its bundled FFmpeg prints every warning
+    return decord
+
+
+class DecordFrameSource:
+    """Answers increasing time queries with the frames displayed at those times.
+
+    decord applies the rotation metadata itself (0.6.0 does; tested), so ``size`` is the
+    displayed (upright) size.
+    """
+
+    name = "decord"
+
+    def __init__(self, path: str, name: str, size: tuple[int, int] | None) -> None:
+        decord = _import_decord()
+        width, height = size if size is not None else (-1, -1)
+        try:
+            self._reader = decord.VideoReader(path, width=width, height=height, num_threads=0)
+            count = len(self._reader)
+            times = self._reader.get_frame_timestamp(np.arange(count))[:, 0] if count else np.zeros(0)
+        except Exception as exc:  # decord raises RuntimeError, DECORDError and others
+            raise DecordFailure(f"decord cannot open {name!r}: {_first_line(exc)}") from None
+        # Missing timestamps come back as huge negative numbers (AVI); then PyAV does better.
+        times = np.asarray(times, dtype=np.float64)
+        if count == 0 or not np.all(np.isfinite(times)) or times.min() < -1.0 or np.any(np.diff(times) < 0):
+            raise DecordFailure(f"decord has no usable frame timestamps for {name!r}")
+        self._name, self._times = name, times
+        self.exhausted = False
+
+    @property
+    def last_time_s(self) -> float:
+        """Time of the last frame in the file."""
+        return float(self._times[-1])
+
+    def read(self, times_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Frames [T, H, W, 3] displayed at the given times, and their times [T]."""
+        last = len(self._times) - 1
+        indices = np.clip(np.searchsorted(self._times, times_s + _TIME_EPS, side="right") - 1, 0, last)
+        unique, inverse = np.unique(indices, return_inverse=True)
+        try:
+            batch = self._reader.get_batch(unique.tolist()).asnumpy()
+        except Exception as exc:  # DECORDError on damaged packets is not a RuntimeError
+            raise DecordFailure(f"decord failed reading {self._name!r}: {_first_line(exc)}") from None
+        self.exhausted = bool(indices[-1] == last)
+        return batch[inverse.reshape(-1)], self._times[indices]
+
+    def close(self) -> None:
+        """Release the file."""
+        self._reader = None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0][:200] if lines else type(exc).__name__
