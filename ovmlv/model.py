@@ -100,17 +100,25 @@ class OVMLVModel(nn.Module):
         """Plain zero-shot text embeddings of the template, [L, D], normalised."""
         return F.normalize(self.text_tower.encode(self.template_texts(labels)).float(), dim=-1)
 
+    def soft_embedding(self, labels: Sequence[str]) -> torch.Tensor:
+        """e_soft [L, D]: the template with the label's LLM soft tokens, normalised."""
+        labels = list(labels)
+        states = self.label_encoder.llm_states(self._llm, labels)
+        soft = self.label_encoder.soft_tokens(states)
+        return F.normalize(self.text_tower.encode(self.template_texts(labels), soft).float(), dim=-1)
+
+    def label_gate(self, alpha: float = 1.0) -> torch.Tensor:
+        """alpha * tanh(h): how far label embeddings move from zero-shot toward e_soft."""
+        return alpha * torch.tanh(self.label_encoder.gate.float())
+
     def soft_label_embeddings(self, labels: Sequence[str], alpha: float = 1.0) -> torch.Tensor:
         """The gated soft-attribute embeddings [L, D] (DESIGN §2.2), normalised."""
         labels = list(labels)
         e0 = self.zero_shot_label_embeddings(labels)
-        gate = alpha * torch.tanh(self.label_encoder.gate.float())
+        gate = self.label_gate(alpha)
         if not torch.is_grad_enabled() and float(gate) == 0.0:
             return e0  # the soft path provably contributes nothing: skip the LLM
-        states = self.label_encoder.llm_states(self._llm, labels)
-        soft = self.label_encoder.soft_tokens(states)
-        e_soft = F.normalize(self.text_tower.encode(self.template_texts(labels), soft).float(), dim=-1)
-        return F.normalize(e0 + gate * (e_soft - e0), dim=-1)
+        return combine_label_embeddings(e0, self.soft_embedding(labels), gate)
 
     def describe_labels(self, labels: Sequence[str]) -> dict[str, list[str]]:
         """LLM-written attribute phrases per label ({} entries are [] when disabled or unusable)."""
@@ -180,3 +188,10 @@ class OVMLVModel(nn.Module):
         digest.update(sample.cpu().numpy().tobytes())  # distinguishes random text towers
         digest.update(self._llm.quantization.encode())
         return digest.hexdigest()[:20]
+
+
+def combine_label_embeddings(
+    e0: torch.Tensor, e_soft: torch.Tensor, gate: torch.Tensor | float
+) -> torch.Tensor:
+    """The zero-shot-preserving gate: normalise(e0 + gate * (e_soft - e0))."""
+    return F.normalize(e0 + gate * (e_soft - e0), dim=-1)
