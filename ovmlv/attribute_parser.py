@@ -193,7 +193,8 @@ def _is_chatter(segment: str) -> bool:
 
 def _clean(raw: str) -> str:
     """One line, no markdown emphasis, no marker, no edge quotes or trailing punctuation."""
-    phrase = " ".join(str(raw).split())
+    text = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in str(raw))  # control chars
+    phrase = " ".join(text.replace("\ufffd", " ").split())  # and undecodable bytes never reach the UI
     phrase = phrase.replace("**", "").replace("__", "").replace("`", "").replace("*", "")
     phrase = _strip_marker(phrase.lstrip("#").strip())
     previous = None

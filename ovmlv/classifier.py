@@ -78,7 +78,7 @@ class VideoClassifier:
         self.max_duration_s = max_duration_s
         self.label_limits = label_limits or LabelLimits()
         self.name = name or model.config.name
-        self.labels = LabelEmbedder(model, label_db or LabelDB(None))
+        self.labels = LabelEmbedder(model, label_db if label_db is not None else LabelDB(None))
         self._mean = torch.tensor(model.mean).view(1, 1, 3, 1, 1)
         self._std = torch.tensor(model.std).view(1, 1, 3, 1, 1)
 

@@ -215,3 +215,8 @@ def test_fuzz_never_raises_and_stays_bounded() -> None:
             assert len(phrase.splitlines()) == 1
             assert len(phrase.split()) <= max_words
             assert not phrase.endswith(".")
+
+
+def test_control_characters_and_replacement_chars_never_reach_phrases():
+    phrases = parse_attributes("1. red\x05 colour\n2. bl\ufffdue sky", "x")
+    assert phrases == ["red colour", "bl ue sky"]
