@@ -20,7 +20,7 @@ def trained_tiny(fresh_tiny):
     model = fresh_tiny("tiny-siglip")
     generator = torch.Generator().manual_seed(7)
     with torch.no_grad():
-        for name, tensor in model.trained_state_dict().items():
+        for tensor in model.trained_state_dict().values():
             tensor.add_(0.3 * torch.randn(tensor.shape, generator=generator))
     model.config.adapter_trained = True
     return model

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from conftest import TINY_PRESETS
 
 TEXTS = ["a video of a dog", "a video of people cheering in a crowded gym", "跳舞 🐶", ""]
