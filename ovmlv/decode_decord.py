@@ -8,12 +8,12 @@ caller can fall back to PyAV.
 
 from __future__ import annotations
 
-import logging
+import re
+from types import ModuleType
 
 import numpy as np
 
-logger = logging.getLogger(__name__)
-
+_LOCATION = re.compile(r"\[[\d:]+\]\s*\S+:\d+:\s*")  # "[01:15:50] /src/video_reader.cc:83: "
 _TIME_EPS = 1e-4  # decord times are float32: a frame at the target time (to 0.1 ms) counts
 
 
@@ -30,7 +30,7 @@ def decord_available() -> bool:
     return True
 
 
-def _import_decord():  # noqa: ANN202 - returns the decord module
+def _import_decord() -> ModuleType:
     try:
         import decord
     except ImportError as exc:
@@ -87,5 +87,7 @@ class DecordFrameSource:
 
 
 def _first_line(exc: BaseException) -> str:
+    """The first line of decord's message without its "[time] file.cc:line:" prefixes."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0][:200] if lines else type(exc).__name__
+    text = _LOCATION.sub("", lines[0]) if lines else ""
+    return text[:200] or type(exc).__name__

@@ -155,6 +155,17 @@ def write_empty(path: str | os.PathLike) -> Path:
     return path
 
 
+def write_no_frames(path: str | os.PathLike) -> Path:
+    """A video file whose video stream holds no frames (AVI keeps an empty stream; mp4 drops it)."""
+    path = Path(path)
+    container = av.open(str(path), "w", format="avi")
+    stream = container.add_stream("mpeg4", rate=10)
+    stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+    container.start_encoding()
+    container.close()
+    return path
+
+
 def truncate_file(src: str | os.PathLike, dst: str | os.PathLike, fraction: float) -> Path:
     """Copy the first ``fraction`` of the bytes of ``src`` (an interrupted download)."""
     data = Path(src).read_bytes()
@@ -227,8 +238,8 @@ def write_long_clip(
     """A long clip that is cheap to write: mostly static content, fastest x264 settings."""
     path = Path(path)
     container = av.open(str(path), "w", options={"movflags": "faststart"})
-    stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-    stream.options = {"preset": "ultrafast", "tune": "zerolatency"}
+    options = {"preset": "ultrafast", "tune": "zerolatency"}
+    stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001), options=options)
     stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
     # A few pre-converted frames, cycled: encoding cost dominates, not numpy.
     images = moving_square_frames(16, height, width)
