@@ -1,0 +1,5 @@
+"""``python -m ovmlv``: the same as the ``ovmlv`` command."""
+
+from ovmlv.cli import main
+
+raise SystemExit(main())
