@@ -151,33 +151,37 @@ class VideoClassifier:
             max_duration_s=self.max_duration_s,
         )
         times, chunks, batch = [], [], []
-        self._encode_s = 0.0
+        encode_s = 0.0  # local: concurrent encodes (app sessions) must not share it
         expected = max(1.0, info.duration_s / (stride_s or window_s))
         for window in windows:
             times.append((window.start_s, window.end_s))
             batch.append(window.frames)
             if len(batch) == self.batch_size:
-                chunks.append(self._encode_batch(batch, alphas))
+                chunk, seconds = self._encode_batch(batch, alphas)
+                chunks.append(chunk)
+                encode_s += seconds
                 batch = []
                 if progress:
                     progress(min(1.0, len(times) / expected), "encoding video")
         if batch:
-            chunks.append(self._encode_batch(batch, alphas))
+            chunk, seconds = self._encode_batch(batch, alphas)
+            chunks.append(chunk)
+            encode_s += seconds
         elapsed = time.perf_counter() - start
         if progress:
             progress(1.0, "video encoded")
-        timings = {"total_s": elapsed, "encode_s": self._encode_s, "decode_s": elapsed - self._encode_s}
+        timings = {"total_s": elapsed, "encode_s": encode_s, "decode_s": elapsed - encode_s}
         embeddings = torch.cat(chunks, dim=1)
         return VideoState(
             str(path), info, np.asarray(times, dtype=np.float64), embeddings, alphas, elapsed, timings
         )
 
-    def _encode_batch(self, frames: list[np.ndarray], alphas: tuple[float, ...]) -> torch.Tensor:
+    def _encode_batch(self, frames: list[np.ndarray], alphas: tuple[float, ...]) -> tuple[torch.Tensor, float]:
+        """([A, N, D] embeddings of a batch of windows, seconds spent)."""
         tick = time.perf_counter()
         pixels = self.preprocess(np.stack(frames))  # [N, T, 3, S, S]
         embeddings = self.model.encode_video_alphas(pixels, alphas).float().cpu()  # [A, N, D]
-        self._encode_s += time.perf_counter() - tick
-        return embeddings
+        return embeddings, time.perf_counter() - tick
 
     # ---- labels and scores -------------------------------------------------------------
     def score(self, state: VideoState, labels: str | Sequence[str], alpha: float = 1.0) -> Result:

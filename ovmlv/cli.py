@@ -8,8 +8,6 @@ traceback unless ``--debug``), 2 a batch in which some videos failed, 130 interr
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import logging
 import math
 import os
@@ -20,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ovmlv import batch
 from ovmlv.errors import OvmlvError
+from ovmlv.formats import FORMATS, render
 from ovmlv.presets import DEFAULT_PRESET, list_presets
 
 if TYPE_CHECKING:
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("json", "csv", "table", "html")
 DTYPES = ("bfloat16", "float16", "float32")
 
 _PREDICT_EPILOG = """\
@@ -295,7 +293,7 @@ def _predict_files(args: argparse.Namespace, labels: list[str]) -> int:
     if html_folder:
         _write_html_folder(Path(args.output), args.videos, results, args.threshold)
     else:
-        _write(args.output, _render(output_format, args.videos, results, args.threshold))
+        _write(args.output, render(output_format, args.videos, results, args.threshold))
     return 0
 
 
@@ -303,50 +301,6 @@ def _progress(items: Sequence[str], quiet: bool):
     from tqdm import tqdm
 
     return tqdm(items, unit="video", disable=quiet or len(items) < 2 or not sys.stderr.isatty())
-
-
-def _render(output_format: str, videos: Sequence[str], results: list[Result], threshold: float) -> str:
-    if output_format == "json":
-        documents = [result.to_json(threshold) for result in results]
-        return (documents[0] if len(documents) == 1 else "[\n" + ",\n".join(documents) + "\n]") + "\n"
-    if output_format == "csv":
-        return results[0].to_csv() if len(results) == 1 else _csv_with_video(videos, results)
-    if output_format == "table":
-        tables = [_table(result, threshold) for result in results]
-        if len(results) > 1:
-            tables = [f"== {video}\n{table}" for video, table in zip(videos, tables)]
-        return "\n".join(tables)
-    from ovmlv.plots import html_report
-
-    return html_report(results[0], threshold)
-
-
-def _csv_with_video(videos: Sequence[str], results: list[Result]) -> str:
-    lines = []
-    for number, (video, result) in enumerate(zip(videos, results)):
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="").writerow([video])
-        header, *rows = result.to_csv().splitlines()
-        if number == 0:
-            lines.append(f"video,{header}")
-        lines.extend(f"{buffer.getvalue()},{row}" for row in rows)
-    return "\n".join(lines) + "\n"
-
-
-def _table(result: Result, threshold: float) -> str:
-    """Label, max, mean and segments at ``threshold``, best label first."""
-    segments: dict[str, list[str]] = {}
-    for segment in result.segments(threshold):
-        segments.setdefault(segment.label, []).append(
-            f"{segment.start:.2f}-{segment.end:.2f}s ({segment.peak:.3f})"
-        )
-    width = max(5, *(len(label) for label in result.labels))
-    lines = [f"{'label':<{width}}  {'max':>6}  {'mean':>6}  segments (p >= {threshold:.2f})"]
-    means = result.video_scores_mean
-    for label, score in result.top(len(result.labels)):
-        mean = means[result.labels.index(label)]
-        lines.append(f"{label:<{width}}  {score:6.3f}  {mean:6.3f}  {', '.join(segments.get(label, ['-']))}")
-    return "\n".join(lines) + "\n"
 
 
 def _write(output: str | None, text: str) -> None:
