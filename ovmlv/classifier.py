@@ -176,7 +176,9 @@ class VideoClassifier:
             str(path), info, np.asarray(times, dtype=np.float64), embeddings, alphas, elapsed, timings
         )
 
-    def _encode_batch(self, frames: list[np.ndarray], alphas: tuple[float, ...]) -> tuple[torch.Tensor, float]:
+    def _encode_batch(
+        self, frames: list[np.ndarray], alphas: tuple[float, ...]
+    ) -> tuple[torch.Tensor, float]:
         """([A, N, D] embeddings of a batch of windows, seconds spent)."""
         tick = time.perf_counter()
         pixels = self.preprocess(np.stack(frames))  # [N, T, 3, S, S]

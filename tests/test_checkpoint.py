@@ -38,7 +38,9 @@ def test_round_trip_restores_trained_parameters_and_outputs(fresh_tiny, tmp_path
     frames = random_frames(2, model.num_frames, model.image_size)
     with torch.no_grad():
         assert torch.allclose(loaded.encode_video(frames), model.encode_video(frames), atol=1e-6)
-        assert torch.allclose(loaded.encode_labels(["dog", "cat"]), model.encode_labels(["dog", "cat"]), atol=1e-6)
+        assert torch.allclose(
+            loaded.encode_labels(["dog", "cat"]), model.encode_labels(["dog", "cat"]), atol=1e-6
+        )
     assert loaded.config == model.config
     assert loaded.fingerprint() == model.fingerprint()
     assert loaded.fingerprint() != fresh_tiny("tiny-siglip").fingerprint()

@@ -14,7 +14,9 @@ LABELS = ["dribbling", "crowd cheering", "跳舞", "🐶 dog"]
 @pytest.mark.parametrize("preset", TINY_PRESETS)
 def test_init_equals_zero_shot_template(fresh_tiny, preset):
     model = fresh_tiny(preset)
-    reference = F.normalize(model.clip.encode_text(model.tokenizer([f"a video of {x}" for x in LABELS])), dim=-1)
+    reference = F.normalize(
+        model.clip.encode_text(model.tokenizer([f"a video of {x}" for x in LABELS])), dim=-1
+    )
     with torch.no_grad():
         fast = model.soft_label_embeddings(LABELS)  # gate 0: the LLM is skipped
     computed = model.soft_label_embeddings(LABELS)  # grad enabled: the soft path runs, gated by tanh(0)
@@ -68,8 +70,14 @@ def test_attribute_embedding_is_the_mean_of_template_texts(fresh_tiny):
     attributes = {"tomato": ["red colour", "round shape"], "sky": []}
     with torch.no_grad():
         ours = model.encode_labels(["tomato", "sky"], attributes=attributes)
-        texts = ["a video of tomato", "a video of tomato, which has red colour", "a video of tomato, which has round shape"]
-        tomato = F.normalize(F.normalize(model.clip.encode_text(model.tokenizer(texts)), dim=-1).mean(0), dim=-1)
+        texts = [
+            "a video of tomato",
+            "a video of tomato, which has red colour",
+            "a video of tomato, which has round shape",
+        ]
+        tomato = F.normalize(
+            F.normalize(model.clip.encode_text(model.tokenizer(texts)), dim=-1).mean(0), dim=-1
+        )
         sky = F.normalize(model.clip.encode_text(model.tokenizer(["a video of sky"])), dim=-1)[0]
     assert (ours[0] - tomato).abs().max() <= 1e-5
     assert (ours[1] - sky).abs().max() <= 1e-5
@@ -84,7 +92,9 @@ def test_describe_labels_uses_the_llm_and_the_parser(fresh_tiny, monkeypatch):
     assert set(phrases) == {"dog"} and len(phrases["dog"]) <= model.config.labels.num_attributes
     replies = iter(["Sure!\n1. four legs\n2. wagging tail\n3. dog\n"])
     monkeypatch.setattr(model.llm.tokenizer, "batch_decode", lambda *a, **k: [next(replies)])
-    assert describe.generate_attributes(model.llm, ["dog"], model.config.labels) == {"dog": ["four legs", "wagging tail"]}
+    assert describe.generate_attributes(model.llm, ["dog"], model.config.labels) == {
+        "dog": ["four legs", "wagging tail"]
+    }
 
 
 def test_scores_are_independent_sigmoids(tiny_models):

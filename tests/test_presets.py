@@ -20,16 +20,25 @@ def test_list_presets():
 
 def test_real_presets_name_their_hub_sources():
     clip = load_preset("clip-b16")
-    assert clip.clip.arch == "ViT-B-16-quickgelu" and clip.clip.hub_repo == "timm/vit_base_patch16_clip_224.openai"
+    assert (
+        clip.clip.arch == "ViT-B-16-quickgelu"
+        and clip.clip.hub_repo == "timm/vit_base_patch16_clip_224.openai"
+    )
     siglip = load_preset("siglip2-b16")
     assert siglip.clip.hub_repo == siglip.clip.tokenizer_repo == "timm/ViT-B-16-SigLIP2"
     for config in (clip, siglip):
         assert config.llm.name == "Qwen/Qwen2.5-1.5B-Instruct" and config.llm.revision
-        assert config.temporal.num_last_blocks == 4 and config.labels.num_prefix == config.labels.num_queries == 8
+        assert (
+            config.temporal.num_last_blocks == 4
+            and config.labels.num_prefix == config.labels.num_queries == 8
+        )
         assert ModelConfig.from_dict(config.to_dict()) == config
 
 
-@pytest.mark.parametrize("preset, repo", [("clip-b16", "timm/vit_base_patch16_clip_224.openai"), ("siglip2-b16", "timm/ViT-B-16-SigLIP2")])
+@pytest.mark.parametrize(
+    "preset, repo",
+    [("clip-b16", "timm/vit_base_patch16_clip_224.openai"), ("siglip2-b16", "timm/ViT-B-16-SigLIP2")],
+)
 def test_real_preset_offline_fails_fast_with_one_clear_line(preset, repo, tmp_path, monkeypatch):
     import huggingface_hub.constants as hf_constants
 
