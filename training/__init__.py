@@ -1,0 +1,1 @@
+"""Fine-tuning and evaluation of ovmlv models (run from the repository: ``python -m training``)."""
