@@ -5,8 +5,9 @@ Changing any text here changes label embeddings: bump LabelConfig.prompt_version
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from .labels import quote_label_for_prompt as quote
 
 SYSTEM = (
     "You describe how things look in videos. The text between double quotes is a label to "
@@ -17,11 +18,6 @@ ATTRIBUTE_INSTRUCTION = (
     "List up to {n} short visual attributes of {label} as it appears in a video. "
     "One attribute per line, a few words each, no explanations."
 )
-
-
-def quote(label: str) -> str:
-    """The label as a JSON string literal: quotes, newlines and control characters are escaped."""
-    return json.dumps(label, ensure_ascii=False)
 
 
 def chat_ids(tokenizer: Any, user_text: str) -> list[int]:
