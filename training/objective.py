@@ -1,0 +1,71 @@
+"""The training objective of DESIGN §2.4, as a module (DDP synchronises gradients through forward).
+
+Windows are encoded at alpha 0 (frozen frame-wise CLIP) and alpha 1 (tuned) in one pass;
+labels through the soft-attribute path and zero-shot. Then
+    loss = BCE(logits(tuned windows, tuned labels), targets)           (or asymmetric loss)
+         + lambda * [mean(1 - cos(tuned, frozen)) over windows + mean(1 - cos(tuned, zero-shot)) over labels]
+The distillation keeps the tuned embeddings near the zero-shot ones, which is what keeps
+novel labels (never trained on) working.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ovmlv.model import OVMLVModel
+from training.config import LossSection
+from training.losses import asymmetric_loss, bce_loss, distillation_loss
+
+LOSS_NAMES = ("loss", "classification", "distill_video", "distill_label")
+
+
+class TrainStep(nn.Module):
+    """The training objective as a module, so DDP sees a forward (and synchronises gradients)."""
+
+    def __init__(self, model: OVMLVModel, cfg: LossSection) -> None:
+        super().__init__()
+        self.model = model
+        self.cfg = cfg
+        # With a trainable vision tower the alpha-0 pass is no longer zero-shot CLIP: keep a frozen copy.
+        self.reference_visual = None
+        if model.config.train_vision_tower:
+            self.reference_visual = copy.deepcopy(model.clip.visual).requires_grad_(False).eval()
+
+    def classification_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.cfg.kind == "asymmetric":
+            return asymmetric_loss(
+                logits, targets, self.cfg.asl_gamma_neg, self.cfg.asl_gamma_pos, self.cfg.asl_clip
+            )
+        return bce_loss(logits, targets)
+
+    def frozen_windows(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Zero-shot window embeddings [B, D] from the frozen reference tower."""
+        b, t = pixels.shape[:2]
+        with torch.no_grad():
+            frames = pixels.reshape(b * t, *pixels.shape[2:]).to(self.model.dtype)  # [B*T, 3, S, S]
+            features = self.reference_visual(frames).float().reshape(b, t, -1).mean(dim=1)
+        return F.normalize(features, dim=-1)
+
+    def forward(
+        self, pixels: torch.Tensor, labels: Sequence[str], label_targets: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Losses for clips [B, T, 3, S, S] scored against `labels` with targets [B, L]."""
+        model = self.model
+        if self.reference_visual is None:
+            windows = model.encode_video_alphas(pixels, (0.0, 1.0))  # [2, B, D]: frozen, tuned
+            frozen, tuned = windows[0].detach(), windows[1]
+        else:
+            frozen, tuned = self.frozen_windows(pixels), model.encode_video(pixels, 1.0)
+        label_tuned = model.soft_label_embeddings(labels, 1.0)  # [L, D]
+        with torch.no_grad():
+            label_frozen = model.zero_shot_label_embeddings(labels)
+        classification = self.classification_loss(model.logits(tuned, label_tuned), label_targets)
+        distill_video = distillation_loss(tuned, frozen)
+        distill_label = distillation_loss(label_tuned, label_frozen)
+        loss = classification + self.cfg.distill_weight * (distill_video + distill_label)
+        return dict(zip(LOSS_NAMES, (loss, classification, distill_video, distill_label), strict=True))
