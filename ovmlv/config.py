@@ -86,7 +86,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        return _from_dict(cls, data, "config")
+        return dataclass_from_dict(cls, data, "config")
 
 
 def merge_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -100,7 +100,8 @@ def merge_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str
     return merged
 
 
-def _from_dict(cls: type, data: Any, where: str) -> Any:
+def dataclass_from_dict(cls: type, data: Any, where: str) -> Any:
+    """Build dataclass `cls` from a dict, strictly: unknown keys and wrong types are a ConfigError."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected an object, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
@@ -125,7 +126,7 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         inner = [a for a in typing.get_args(hint) if a is not type(None)]
         return _coerce(inner[0], value, where)
     if dataclasses.is_dataclass(hint):
-        return _from_dict(hint, value, where)
+        return dataclass_from_dict(hint, value, where)
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected a list, got {value!r}")

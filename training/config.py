@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ovmlv.config import _from_dict as dataclass_from_dict
+from ovmlv.config import dataclass_from_dict
 from ovmlv.config import merge_overrides as deep_merge
 from ovmlv.errors import ConfigError
 
