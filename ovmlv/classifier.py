@@ -48,6 +48,7 @@ class VideoState:
     alphas: tuple[float, ...]  # the alphas the embeddings were computed at: (1.0,) or (0.0, 1.0)
     encode_seconds: float = 0.0  # decode + encode wall time
     timings: dict[str, float] = field(default_factory=dict)
+    alpha_invariant: bool = False  # the model's temporal gates are zero: every alpha has the same embeddings
 
     @property
     def num_windows(self) -> int:
@@ -55,8 +56,15 @@ class VideoState:
 
     def embeddings_at(self, alpha: float) -> torch.Tensor:
         """Window embeddings [W, D] at `alpha` (linear interpolation of the two ends, renormalised)."""
-        if len(self.alphas) == 1:
+        if self.alpha_invariant:
             return self.embeddings[0]
+        if alpha in self.alphas:
+            return self.embeddings[self.alphas.index(alpha)]
+        if self.alphas != (0.0, 1.0):
+            raise ValueError(
+                f"this video was encoded for alpha in {list(self.alphas)} only; "
+                "encode it with alphas=None to score any alpha"
+            )
         low, high = self.embeddings[0], self.embeddings[-1]
         return F.normalize((1.0 - alpha) * low + alpha * high, dim=-1)
 
@@ -127,8 +135,12 @@ class VideoClassifier:
         x = x[..., top : top + size, left : left + size].float() / 255.0  # centre crop, as open_clip does
         return (x - self._mean) / self._std
 
-    def _alphas(self) -> tuple[float, ...]:
-        return (0.0, 1.0) if self.model.has_temporal_effect() else (1.0,)
+    def _alphas(self, alphas: Sequence[float] | None) -> tuple[float, ...]:
+        if not self.model.has_temporal_effect():
+            return (1.0,)  # alpha cannot change window embeddings: one pass serves every alpha
+        if alphas is None:
+            return (0.0, 1.0)
+        return tuple(sorted({float(a) for a in alphas}))
 
     @torch.no_grad()
     def encode_video(
@@ -137,11 +149,22 @@ class VideoClassifier:
         window_s: float = 2.0,
         stride_s: float | None = None,
         progress: ProgressFn | None = None,
+        alphas: Sequence[float] | None = None,
     ) -> VideoState:
-        """Decode and encode every window of the clip once (raises VideoDecodeError on bad input)."""
+        """Decode and encode every window of the clip once (raises VideoDecodeError on bad input).
+
+        Args:
+            path: the video file.
+            window_s: window length in seconds.
+            stride_s: distance between window starts (default: the window length).
+            progress: called with (fraction done, message).
+            alphas: the interpolation values `score` will be asked for. Default: both ends (0 and 1),
+                so any alpha can be scored later without re-encoding; `(a,)` encodes once at `a` only,
+                which is cheaper when the model's temporal gates are non-zero.
+        """
         start = time.perf_counter()
         info = probe_video(path, max_duration_s=self.max_duration_s)
-        alphas = self._alphas()
+        alphas = self._alphas(alphas)
         windows = iter_windows(
             path,
             window_s=window_s,
@@ -173,7 +196,14 @@ class VideoClassifier:
         timings = {"total_s": elapsed, "encode_s": encode_s, "decode_s": elapsed - encode_s}
         embeddings = torch.cat(chunks, dim=1)
         return VideoState(
-            str(path), info, np.asarray(times, dtype=np.float64), embeddings, alphas, elapsed, timings
+            str(path),
+            info,
+            np.asarray(times, dtype=np.float64),
+            embeddings,
+            alphas,
+            elapsed,
+            timings,
+            alpha_invariant=not self.model.has_temporal_effect(),
         )
 
     def _encode_batch(
@@ -216,5 +246,7 @@ class VideoClassifier:
     ) -> Result:
         """Encode `path` and score `labels` in one call (labels are validated before decoding)."""
         parse_labels(labels, self.label_limits)
-        state = self.encode_video(path, window_s=window_s, stride_s=stride_s, progress=progress)
+        state = self.encode_video(
+            path, window_s=window_s, stride_s=stride_s, progress=progress, alphas=(alpha,)
+        )
         return self.score(state, labels, alpha=alpha)

@@ -287,7 +287,9 @@ def _predict_files(args: argparse.Namespace, labels: list[str]) -> int:
     classifier = _load_classifier(args, device)
     results: list[Result] = []
     for video in _progress(args.videos, args.quiet):
-        state = classifier.encode_video(video, window_s=args.window, stride_s=args.stride)
+        state = classifier.encode_video(
+            video, window_s=args.window, stride_s=args.stride, alphas=(args.alpha,)
+        )
         results.append(classifier.score(state, labels, alpha=args.alpha))
         logger.info("%s: %d windows in %.2f s", video, state.num_windows, state.encode_seconds)
     if html_folder:
@@ -342,7 +344,9 @@ def _predict_batch(args: argparse.Namespace, labels: list[str] | None) -> int:
         classifier = _load_classifier(args, _check_device(device))
 
         def classify(entry: batch.ManifestEntry) -> dict[str, Any]:
-            state = classifier.encode_video(entry.path, window_s=args.window, stride_s=args.stride)
+            state = classifier.encode_video(
+                entry.path, window_s=args.window, stride_s=args.stride, alphas=(args.alpha,)
+            )
             result = classifier.score(state, entry.labels or labels, alpha=args.alpha)
             return result.to_dict(args.threshold)
 

@@ -192,3 +192,34 @@ def test_result_json_has_the_documented_schema(classifier, clip_path):
     assert len(payload["timeline"]) == len(payload["times"]) == len(result.times)
     assert payload["segments"] and payload["model"] == "tiny-clip"
     assert ovmlv.Result.from_dict(payload).labels == result.labels
+
+
+def test_single_alpha_encoding_is_one_pass_and_exact(fresh_tiny, clip_path, monkeypatch):
+    """classify(alpha=a) encodes only at a (cheaper); other alphas then need a full encode."""
+    model = fresh_tiny("tiny-clip")
+    with torch.no_grad():
+        for branch in model.temporal.branches.values():
+            branch.gate.fill_(0.5)
+    clf = VideoClassifier(model)
+    seen = []
+    original = model.encode_video_alphas
+    monkeypatch.setattr(
+        model, "encode_video_alphas", lambda frames, alphas: seen.append(alphas) or original(frames, alphas)
+    )
+    single = clf.classify(clip_path, "red, green", alpha=0.3)
+    assert seen and all(alphas == (0.3,) for alphas in seen)
+    both = clf.encode_video(clip_path)
+    assert both.alphas == (0.0, 1.0) and not both.alpha_invariant
+    state = clf.encode_video(clip_path, alphas=(0.3,))
+    with pytest.raises(ValueError, match="alphas=None"):
+        clf.score(state, "red", alpha=0.7)
+    exact = clf.score(clf.encode_video(clip_path, alphas=(0.3, 0.7)), "red, green", alpha=0.3)
+    assert np.allclose(single.timeline, exact.timeline, atol=1e-6)
+
+
+def test_zero_gate_states_serve_every_alpha(classifier, clip_path):
+    state = classifier.encode_video(clip_path)
+    assert state.alpha_invariant and state.alphas == (1.0,)
+    assert np.allclose(
+        classifier.score(state, "red", alpha=0.2).timeline, classifier.score(state, "red").timeline
+    )
