@@ -6,7 +6,8 @@ session in a ``gr.State``, so new labels, another threshold or alpha only re-sco
 
 Run it::
 
-    python app.py                          # siglip2-b16; offline: tiny-clip plus a banner
+    python app.py                          # siglip2-b16; offline: the toy model plus a banner
+    python app.py --model toy              # the toy world's model (ships in checkpoints/toy)
     python app.py --model tiny-clip --port 7861
     OVMLV_MODEL=hf-hub:org/repo python app.py
 
@@ -53,7 +54,7 @@ from ovmlv.vocabularies import list_vocabularies, load_vocabulary, vocabulary_ti
 
 logger = logging.getLogger("ovmlv.app")
 
-FALLBACK_MODEL = "tiny-clip"  # offline stand-in until the toy preset ships
+FALLBACK_MODEL = "toy"  # offline stand-in: the toy world's model, shipped in checkpoints/toy
 DEFAULT_MAX_FILE_SIZE = "200mb"
 DEFAULT_MAX_DURATION_S = 600.0
 TOP_K = 10  # labels suggested by Discover
@@ -564,8 +565,9 @@ def load_classifier(
             FALLBACK_MODEL, device=device, max_duration_s=max_duration_s
         )
         banner = (
-            f"The model {name} could not be loaded, so this app runs on {FALLBACK_MODEL}, a tiny model with "
-            f"random weights: its scores are meaningless and only show how the app works. Why: {exc}. "
+            f"The model {name} could not be loaded, so this app runs on {FALLBACK_MODEL}, a small model trained "
+            "in the toy world: it knows coloured shapes that move and 24 named things (tomato, lime, bagel...), "
+            f"nothing of real videos; try the examples below. Why: {exc}. "
             "Then restart the app (or start it with --model pointing at a checkpoint directory)."
         )
         return fallback, banner

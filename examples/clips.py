@@ -1,76 +1,105 @@
-"""Synthetic example clips for the app: moving coloured shapes, rendered with numpy and PyAV.
+"""The app's example clips: toy-world stories rendered with `ovmlv.toyworld` (numpy + PyAV).
 
-The app renders them into a cache folder at start-up when they are missing (nothing is
-downloaded, nothing binary is committed). ``python -m examples.clips DIR`` renders them by hand.
+Each example is a few 2-second scenes played one after the other, so its timeline has
+something to show (a lime moving left, then a tomato growing...), with labels that mix base
+nouns, novel nouns (never training labels of the toy model) and motions. The app renders them
+into a cache folder at start-up when they are missing (nothing downloaded, nothing binary
+committed). ``python -m examples.clips DIR`` renders them by hand.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
-from fractions import Fraction
+from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import numpy as np
 
-_SIZE = (240, 320)  # height, width (even: libx264 with yuv420p needs it)
+from ovmlv.toyworld import ToyClip, render_scene, scripted_scene, write_clip_mp4
+
+SCENE_FRAMES = 16  # 2 s at 8 fps: one default window per scene
+FPS = 8
+UPSCALE = 4  # 64 px scenes drawn at 256 px (nearest neighbour), so the player shows them crisply
+NOISE = 0.02
+
+Spec = tuple[str, str, str]  # (colour, shape, motion)
 
 
-def _disc(frame: np.ndarray, cx: float, cy: float, r: float, colour: tuple[int, int, int]) -> None:
-    yy, xx = np.ogrid[: frame.shape[0], : frame.shape[1]]
-    frame[(xx - cx) ** 2 + (yy - cy) ** 2 <= r * r] = colour
+@dataclass(frozen=True)
+class Example:
+    """One example clip: its scenes (a list of objects each) and the labels typed for it."""
+
+    name: str
+    scenes: tuple[tuple[Spec, ...], ...]
+    labels: str
+    seed: int
+
+    def truth(self) -> list[dict[str, bool]]:
+        """Per scene (= per 2 s window): which of `labels` are present (nouns and motions)."""
+        from ovmlv.toyworld import noun_for
+
+        wanted = [label.strip() for label in self.labels.split(",")]
+        rows = []
+        for scene in self.scenes:
+            present = {noun_for(c, s) for c, s, _ in scene} | {m for _, _, m in scene}
+            rows.append({label: label in present for label in wanted})
+        return rows
 
 
-def _box(frame: np.ndarray, cx: float, cy: float, half: float, colour: tuple[int, int, int]) -> None:
-    top, left = int(cy - half), int(cx - half)
-    frame[max(top, 0) : int(cy + half), max(left, 0) : int(cx + half)] = colour
-
-
-def _draw_ball_right(t: float, frame: np.ndarray) -> None:
-    _disc(frame, 40 + 240 * t, 120, 28, (220, 40, 40))
-
-
-def _draw_square_and_ball(t: float, frame: np.ndarray) -> None:
-    _box(frame, 90, 120, 12 + 50 * t, (40, 180, 60))
-    _disc(frame, 240, 200 - 150 * t, 22, (240, 210, 40))
-
-
-def _draw_blinking(t: float, frame: np.ndarray) -> None:
-    _box(frame, 80, 80, 30, (50, 90, 220))
-    if t > 0.5 and int(t * 20) % 2 == 0:  # blinks in the second half only
-        _disc(frame, 230, 150, 35, (250, 250, 250))
-
-
-# (file name, labels, draw(t, frame)): draw paints one RGB frame at time t in [0, 1].
-EXAMPLE_CLIPS: list[tuple[str, str, Callable[[float, np.ndarray], None]]] = [
-    ("red_ball_moving_right.mp4", "red ball, moving right, blue square, person", _draw_ball_right),
-    (
-        "growing_square_rising_ball.mp4",
-        "green square, growing, yellow ball, moving up",
-        _draw_square_and_ball,
+EXAMPLES: tuple[Example, ...] = (
+    Example(
+        "lime_left_then_tomato_growing.mp4",
+        (
+            (("green", "circle", "moving left"),),
+            (("green", "circle", "moving left"), ("blue", "square", "still")),
+            (("red", "circle", "growing"),),
+        ),
+        "lime, moving left, tomato, growing",
+        seed=11,
     ),
-    ("blue_square_white_flash.mp4", "blue square, blinking light, red ball", _draw_blinking),
-]
+    Example(
+        "bagel_up_plum_down.mp4",
+        (
+            (("orange", "ring", "moving up"),),
+            (("purple", "circle", "moving down"), ("orange", "ring", "still")),
+            (("purple", "circle", "moving down"),),
+        ),
+        "bagel, moving up, plum, moving down",
+        seed=12,
+    ),
+    Example(
+        "cheese_blinking_then_sail_right.mp4",
+        (
+            (("yellow", "square", "blinking"),),
+            (("blue", "triangle", "moving right"),),
+            (("blue", "triangle", "moving right"), ("yellow", "square", "shrinking")),
+        ),
+        "cheese, blinking, sail, moving right",
+        seed=13,
+    ),
+)
+# [file name, labels] pairs, in the app's order.
+EXAMPLE_CLIPS: list[tuple[str, str]] = [(e.name, e.labels) for e in EXAMPLES]
 
 
-def _write_clip(
-    path: Path, draw: Callable[[float, np.ndarray], None], seconds: float = 6, fps: int = 10
-) -> None:
-    """Render ``draw`` into an h264/yuv420p mp4 (browser-playable) at ``path``, atomically."""
+def render_example(example: Example) -> np.ndarray:
+    """uint8 frames [T, 256, 256, 3] of the example's scenes, one after the other."""
+    parts = []
+    for index, specs in enumerate(example.scenes):
+        scene = scripted_scene(example.seed * 100 + index, list(specs), num_frames=SCENE_FRAMES)
+        parts.append(render_scene(scene, noise=NOISE, noise_seed=example.seed * 100 + index))
+    frames = np.concatenate(parts)
+    return frames.repeat(UPSCALE, axis=1).repeat(UPSCALE, axis=2)
+
+
+def write_example(example: Example, path: Path) -> Path:
+    """Write the example as an h264/yuv420p mp4 (browser-playable), atomically."""
     partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.mp4")  # concurrent start-ups
-    with av.open(str(partial), "w", options={"movflags": "faststart"}) as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps))
-        stream.height, stream.width = _SIZE
-        stream.pix_fmt = "yuv420p"
-        count = int(seconds * fps)
-        for index in range(count):
-            frame = np.full((*_SIZE, 3), 60, dtype=np.uint8)
-            draw(index / max(1, count - 1), frame)
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
+    clip = ToyClip(frames=render_example(example), objects=[], labels=[])
+    write_clip_mp4(clip, partial, fps=FPS)
     partial.replace(path)
+    return path
 
 
 def ensure_example_clips(directory: str | os.PathLike) -> list[list[str]]:
@@ -78,11 +107,11 @@ def ensure_example_clips(directory: str | os.PathLike) -> list[list[str]]:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     examples = []
-    for name, labels, draw in EXAMPLE_CLIPS:
-        path = directory / name
+    for example in EXAMPLES:
+        path = directory / example.name
         if not path.exists():
-            _write_clip(path, draw)
-        examples.append([str(path), labels])
+            write_example(example, path)
+        examples.append([str(path), example.labels])
     return examples
 
 

@@ -90,3 +90,33 @@ def load_trained_state(model: torch.nn.Module, directory: str | Path) -> None:
     if wrong:
         raise CheckpointError(f"{path} has tensors of the wrong shape: {wrong}")
     model.load_state_dict(state, strict=False)
+
+
+def shipped_base_dirs(config: ModelConfig, directory: str | Path) -> list[Path]:
+    """The base-weight folders that `config` takes from inside checkpoint `directory`.
+
+    A checkpoint may ship its base CLIP (`clip.local_dir`) and LLM (`llm.name`) as relative
+    folders (the toy world's models, which are on no Hub); those that exist are returned.
+    """
+    directory = Path(directory)
+    found = []
+    for relative in (config.clip.local_dir, config.llm.name):
+        if relative and not Path(relative).is_absolute() and (directory / relative).is_dir():
+            found.append(directory / relative)
+    return found
+
+
+def copy_shipped_base(config: ModelConfig, source: str | Path, target: str | Path) -> list[Path]:
+    """Copy the base-weight folders shipped in checkpoint `source` into checkpoint `target`.
+
+    A model fine-tuned from such a checkpoint then loads from `target` alone.
+    """
+    import shutil
+
+    copied = []
+    for folder in shipped_base_dirs(config, source):
+        destination = Path(target) / folder.name
+        if destination.resolve() != folder.resolve():
+            shutil.copytree(folder, destination, dirs_exist_ok=True)
+        copied.append(destination)
+    return copied

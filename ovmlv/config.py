@@ -56,10 +56,11 @@ class LabelConfig:
     attribute_template: str = "a video of {label}, which has {attribute}"  # used by zero-shot attributes
     num_prefix: int = 8  # P: learnable vectors before the LLM instruction
     num_queries: int = 8  # K: learnable attribute queries (= soft tokens in the text tower)
-    prompting_layers: int = 2  # transformer layers mapping LLM states to soft tokens
+    prompting_layers: int = 2  # transformer layers mapping LLM states to soft tokens (0: linear map only)
     prompting_heads: int = 8  # heads of that transformer (must divide the text width)
     num_attributes: int = 5  # N: zero-shot attribute phrases per label (0: off)
     max_new_tokens: int = 80  # generation budget for the attribute phrases
+    soft_source: str = "llm"  # llm: LLM soft attributes | context: learned context tokens only (ablation)
     prompt_version: str = "v1"  # bump when prompts change, so cached label embeddings are not reused
 
 

@@ -15,7 +15,7 @@ from .errors import ConfigError
 from .hub import resolve_hf_hub
 from .llm import load_llm
 from .model import OVMLVModel
-from .presets import list_presets, load_preset
+from .presets import list_presets, load_preset, preset_checkpoint_dir
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +27,9 @@ def resolve_config(name_or_path: str | Path) -> tuple[ModelConfig, Path | None]:
         directory = resolve_hf_hub(text)
         return read_checkpoint_config(directory), directory
     if text in list_presets():
+        directory = preset_checkpoint_dir(text)
+        if directory is not None:  # a trained checkpoint shipped in the repository (toy)
+            return read_checkpoint_config(directory), directory
         return load_preset(text), None
     path = Path(text).expanduser()
     if path.is_dir():

@@ -20,7 +20,7 @@ from .clip_loader import ClipBundle
 from .config import ModelConfig
 from .describe import attribute_texts, generate_attributes
 from .llm import LLMBundle
-from .soft_attributes import SoftAttributeEncoder
+from .soft_attributes import build_label_encoder
 from .temporal import TemporalVideoEncoder
 from .text_tower import TextTower
 from .vision_stages import vision_stages
@@ -43,7 +43,7 @@ class OVMLVModel(nn.Module):
         with torch.random.fork_rng():
             torch.manual_seed(config.seed)
             self.temporal = TemporalVideoEncoder(config.temporal, self._stages)
-            self.label_encoder = SoftAttributeEncoder(config.labels, llm.hidden_size, self.text_tower.width)
+            self.label_encoder = build_label_encoder(config.labels, llm.hidden_size, self.text_tower.width)
         self.label_encoder.init_from_llm_embeddings(llm.model.get_input_embeddings().weight, config.seed)
         scale, bias = self._initial_calibration()
         self.logit_scale = nn.Parameter(torch.tensor(scale))
@@ -76,7 +76,7 @@ class OVMLVModel(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.label_encoder.to_text.weight.dtype
+        return self.logit_scale.dtype
 
     # ---- video -------------------------------------------------------------------------
     def encode_video(self, frames: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
@@ -103,8 +103,7 @@ class OVMLVModel(nn.Module):
     def soft_embedding(self, labels: Sequence[str]) -> torch.Tensor:
         """e_soft [L, D]: the template with the label's LLM soft tokens, normalised."""
         labels = list(labels)
-        states = self.label_encoder.llm_states(self._llm, labels)
-        soft = self.label_encoder.soft_tokens(states)
+        soft = self.label_encoder.label_tokens(self._llm, labels)
         return F.normalize(self.text_tower.encode(self.template_texts(labels), soft).float(), dim=-1)
 
     def label_gate(self, alpha: float = 1.0) -> torch.Tensor:

@@ -4,6 +4,9 @@ LLM input (embeddings): [P learnable prefix vectors] + the embedded chat instruc
 label + [K learnable attribute queries]. One differentiable forward pass through the frozen
 LLM; the hidden states at the K query positions are the soft attributes. A small prompting
 transformer maps them into the CLIP text tower's token-embedding space.
+
+`ContextTokenEncoder` is the ablation without the LLM (`LabelConfig.soft_source="context"`):
+K learned context vectors shared by every label (CoOp-style), same gate, same text path.
 """
 
 from __future__ import annotations
@@ -27,10 +30,17 @@ class SoftAttributeEncoder(nn.Module):
         self.queries = nn.Parameter(torch.randn(cfg.num_queries, llm_width) * 0.02)
         self.state_norm = nn.LayerNorm(llm_width)
         self.to_text = nn.Linear(llm_width, text_width)
-        layer = nn.TransformerEncoderLayer(
-            text_width, cfg.prompting_heads, 4 * text_width, dropout=0.0, batch_first=True, norm_first=True
-        )
-        self.prompting = nn.TransformerEncoder(layer, cfg.prompting_layers, enable_nested_tensor=False)
+        self.prompting: nn.Module = nn.Identity()  # prompting_layers = 0: a linear map only
+        if cfg.prompting_layers > 0:
+            layer = nn.TransformerEncoderLayer(
+                text_width,
+                cfg.prompting_heads,
+                4 * text_width,
+                dropout=0.0,
+                batch_first=True,
+                norm_first=True,
+            )
+            self.prompting = nn.TransformerEncoder(layer, cfg.prompting_layers, enable_nested_tensor=False)
         self.gate = nn.Parameter(torch.zeros(()))
 
     def init_from_llm_embeddings(self, embedding_weight: torch.Tensor, seed: int) -> None:
@@ -73,3 +83,35 @@ class SoftAttributeEncoder(nn.Module):
         dtype = self.to_text.weight.dtype
         x = self.to_text(self.state_norm(states.to(dtype)))
         return self.prompting(x)
+
+    def label_tokens(self, llm: LLMBundle, labels: list[str]) -> torch.Tensor:
+        """Soft tokens [L, K, W_text] for `labels`: one LLM pass, then the prompting transformer."""
+        return self.soft_tokens(self.llm_states(llm, labels))
+
+
+class ContextTokenEncoder(nn.Module):
+    """The no-LLM ablation: K learned context tokens, the same for every label, plus the gate."""
+
+    def __init__(self, cfg: LabelConfig, text_width: int, token_std: float = 0.02) -> None:
+        super().__init__()
+        self.context = nn.Parameter(torch.randn(cfg.num_queries, text_width) * token_std)
+        self.gate = nn.Parameter(torch.zeros(()))
+
+    def init_from_llm_embeddings(self, embedding_weight: torch.Tensor, seed: int) -> None:
+        """Nothing to do: this encoder does not use the LLM (kept for a uniform interface)."""
+
+    def label_tokens(self, llm: LLMBundle, labels: list[str]) -> torch.Tensor:
+        """The context tokens [L, K, W_text], identical for every label (the LLM is not used)."""
+        return self.context.unsqueeze(0).expand(len(labels), -1, -1)
+
+
+SOFT_SOURCES = ("llm", "context")
+
+
+def build_label_encoder(cfg: LabelConfig, llm_width: int, text_width: int) -> nn.Module:
+    """The label encoder that `cfg.soft_source` names (ValueError for an unknown one)."""
+    if cfg.soft_source == "llm":
+        return SoftAttributeEncoder(cfg, llm_width, text_width)
+    if cfg.soft_source == "context":
+        return ContextTokenEncoder(cfg, text_width)
+    raise ValueError(f"labels.soft_source must be one of {SOFT_SOURCES}, got {cfg.soft_source!r}")

@@ -252,10 +252,11 @@ def test_arguments_and_environment(monkeypatch):
     assert (args.model, args.host, args.port) == ("tiny-clip", "localhost", 7999)
 
 
-def test_missing_weights_fall_back_to_the_tiny_model_with_a_banner(monkeypatch):
+def test_missing_weights_fall_back_to_the_toy_model_with_a_banner(monkeypatch):
     import app
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     classifier, banner = app.load_classifier("siglip2-b16", device="cpu")
-    assert classifier.name == app.FALLBACK_MODEL
-    assert "siglip2-b16" in banner and "tiny-clip" in banner and "internet" in banner
+    assert app.FALLBACK_MODEL == "toy" and classifier.name == "toy"
+    assert classifier.model.config.adapter_trained  # the trained toy model, not a random one
+    assert "siglip2-b16" in banner and "toy" in banner and "internet" in banner

@@ -15,7 +15,7 @@ from ovmlv.presets import load_preset
 
 
 def test_list_presets():
-    assert {"tiny-clip", "tiny-siglip", "clip-b16", "siglip2-b16"} <= set(ovmlv.list_presets())
+    assert {"tiny-clip", "tiny-siglip", "toy", "clip-b16", "siglip2-b16"} <= set(ovmlv.list_presets())
 
 
 def test_real_presets_name_their_hub_sources():

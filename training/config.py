@@ -64,6 +64,8 @@ class OptimSection:
 
     lr: float = 1e-3  # peak learning rate of the adapters (temporal branches, label encoder, a, b)
     vision_lr: float = 1e-5  # peak learning rate of the vision tower when model.train_vision_tower
+    scalar_lr: float | None = None  # peak learning rate of the gates, logit scale and bias (None: lr)
+    label_gate_min: float | None = None  # after each step keep tanh(label gate) >= this (None: no floor)
     weight_decay: float = 0.05  # for weight matrices; never gates, biases, norms, tables, prefix/queries
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # AdamW betas
     eps: float = 1e-8  # AdamW epsilon
@@ -123,6 +125,10 @@ class TrainConfig:
             (len(self.optim.betas) == 2, "optim.betas must be two numbers"),
             (isinstance(self.model.overrides, dict), "model.overrides must be a mapping"),
             (self.optim.warmup_steps >= 0, "optim.warmup_steps must be >= 0"),
+            (
+                self.optim.label_gate_min is None or 0.0 <= self.optim.label_gate_min < 1.0,
+                "optim.label_gate_min must be in [0, 1) (or null)",
+            ),
             (
                 self.max_steps_this_run is None or self.max_steps_this_run > 0,
                 "max_steps_this_run must be > 0",

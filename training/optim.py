@@ -20,6 +20,7 @@ NO_DECAY_NAMES = frozenset(
     {
         "prefix",
         "queries",
+        "context",
         "frame_position",
         "positional_embedding",
         "class_embedding",
@@ -32,6 +33,9 @@ NO_DECAY_NAMES = frozenset(
     }
 )
 VISION_PREFIX = "clip.visual."
+# The scalar parameters that optim.scalar_lr may speed up: the zero-initialised gates and the
+# score calibration (one number each, so a large step is safe; at the adapters' LR they lag).
+SCALAR_NAMES = frozenset({"gate", "logit_scale", "logit_bias"})
 
 
 def parameter_groups(model: nn.Module, cfg: OptimSection) -> list[dict]:
@@ -43,18 +47,22 @@ def parameter_groups(model: nn.Module, cfg: OptimSection) -> list[dict]:
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
+        if cfg.scalar_lr is not None and name.rsplit(".", 1)[-1] in SCALAR_NAMES:
+            buckets.setdefault("scalars", []).append(param)
+            continue
         part = "vision" if name.startswith(VISION_PREFIX) else "adapters"
         no_decay = param.ndim < 2 or name.rsplit(".", 1)[-1] in NO_DECAY_NAMES
         buckets.setdefault(f"{part}/{'no_decay' if no_decay else 'decay'}", []).append(param)
     groups = []
-    for key in ("adapters/decay", "adapters/no_decay", "vision/decay", "vision/no_decay"):
+    for key in ("adapters/decay", "adapters/no_decay", "scalars", "vision/decay", "vision/no_decay"):
         if key in buckets:
+            lr = cfg.vision_lr if key.startswith("vision") else cfg.lr
             groups.append(
                 {
                     "name": key,
                     "params": buckets[key],
-                    "lr": cfg.vision_lr if key.startswith("vision") else cfg.lr,
-                    "weight_decay": 0.0 if key.endswith("no_decay") else cfg.weight_decay,
+                    "lr": cfg.scalar_lr if key == "scalars" else lr,
+                    "weight_decay": 0.0 if key.endswith("no_decay") or key == "scalars" else cfg.weight_decay,
                 }
             )
     if not groups:

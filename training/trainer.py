@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from datetime import timedelta
@@ -18,7 +19,7 @@ from typing import Any
 
 import torch
 
-from ovmlv.checkpoint import save_checkpoint
+from ovmlv.checkpoint import copy_shipped_base, save_checkpoint
 from ovmlv.factory import create_model
 from ovmlv.model import OVMLVModel
 from training.checkpointing import (
@@ -229,6 +230,7 @@ class Trainer:
                 grad_norm = accelerator.clip_grad_norm_(self.trainable, cfg.optim.grad_clip)
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
+            self.project_label_gate()
             values = torch.stack([losses[name].detach().float() for name in LOSS_NAMES])
         else:  # some process got only unreadable clips: every process skips the update together
             logger.warning("step %d: a batch had no readable clip; no update", self.step)
@@ -245,6 +247,19 @@ class Trainer:
             "skipped_clips": float(counts[1]),
             **self.gate_metrics(),
         }
+
+    def project_label_gate(self) -> None:
+        """Keep tanh(h) of the label gate >= optim.label_gate_min (when set) after each update.
+
+        The gate interpolates from the zero-shot embedding e0 toward e_soft. A negative gate
+        extrapolates away from e_soft instead, and can then never remove e0: when e0 is
+        uninformative (labels the backbone never saw) training gets stuck there. A small floor
+        keeps the gate on the interpolating side; at init the gate is still exactly 0.
+        """
+        floor = self.cfg.optim.label_gate_min
+        if floor is not None:
+            with torch.no_grad():
+                self.model.label_encoder.gate.clamp_(min=math.atanh(floor))
 
     def gate_metrics(self) -> dict[str, float]:
         model = self.model
@@ -285,6 +300,9 @@ class Trainer:
                 "training": {"steps": self.step, "losses": self.last_losses, "run_dir": str(self.run_dir)}
             }
             save_checkpoint(self.model, final, extra=extra)
+            source = Path(self.cfg.model.name).expanduser()
+            if source.is_dir():  # base weights shipped inside the starting checkpoint travel along
+                copy_shipped_base(self.model.config, source, final)
             logger.info("exported %s", final)
         self.accelerator.wait_for_everyone()
         return final

@@ -1,0 +1,108 @@
+"""The shipped toy model (checkpoints/toy) and the `toy` preset, fully offline.
+
+- it is complete, small (<= 20 MB) and loads through the standard paths: open_clip's
+  `local-dir:`, transformers' AutoTokenizer / the library's LLM loader, create_model("toy");
+- its committed ablation numbers are reproduced by evaluating it again on the test set,
+  re-rendered from its seed;
+- on the app's example clips, a novel noun and a motion come out right window by window.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import ovmlv
+
+TOY = Path(__file__).resolve().parents[1] / "checkpoints" / "toy"
+MAX_BYTES = 20 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def toy_classifier():
+    return ovmlv.VideoClassifier.from_pretrained("toy", device="cpu", label_db_path=None)
+
+
+@pytest.fixture(scope="module")
+def report() -> dict:
+    return json.loads((TOY / "report.json").read_text(encoding="utf-8"))
+
+
+def test_checkpoint_is_complete_and_small():
+    files = [p for p in TOY.rglob("*") if p.is_file()]
+    names = {str(p.relative_to(TOY)) for p in files}
+    assert {"config.json", "model.safetensors", "README.md", "report.json"} <= names
+    assert {"open_clip/open_clip_config.json", "open_clip/open_clip_model.safetensors"} <= names
+    assert {"llm/config.json", "llm/model.safetensors", "llm/tokenizer.json"} <= names
+    assert not any(p.suffix in (".bin", ".pt", ".pth", ".pkl") for p in files)  # no pickles
+    assert sum(p.stat().st_size for p in files) <= MAX_BYTES
+
+
+def test_toy_preset_loads_offline_through_the_standard_paths(toy_classifier):
+    import open_clip
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    model = toy_classifier.model
+    assert "toy" in ovmlv.list_presets() and model.config.adapter_trained
+    direct = open_clip.create_model(f"local-dir:{TOY / 'open_clip'}")
+    for name, tensor in direct.state_dict().items():  # bf16 classifier: compare at its precision
+        assert torch.equal(tensor.to(torch.bfloat16), model.clip.state_dict()[name].to(torch.bfloat16))
+    tokenizer = AutoTokenizer.from_pretrained(TOY / "llm")
+    assert isinstance(tokenizer, PreTrainedTokenizerFast) and tokenizer.chat_template
+    assert tokenizer.decode(tokenizer("a lime is a green circle")["input_ids"]) == "a lime is a green circle"
+    assert model.llm.tokenizer.get_vocab() == tokenizer.get_vocab()
+
+
+def test_llm_knows_novel_nouns(toy_classifier):
+    phrases = toy_classifier.model.describe_labels(["lime", "bagel", "tomato"])
+    assert "green circle" in phrases["lime"] and "orange ring" in phrases["bagel"]
+    assert "red circle" in phrases["tomato"]
+
+
+@pytest.mark.slow
+def test_committed_table_is_reproduced(report, tmp_path):
+    from ovmlv.classifier import VideoClassifier
+    from ovmlv.label_db import LabelDB
+    from ovmlv.toyworld import all_labels, render_dataset
+    from training.data.manifest import read_manifest
+    from training.evaluate import evaluate
+    from training.toyworld.pipeline import ToyWorldPlan
+    from training.toyworld.report import summarise
+
+    plan = ToyWorldPlan(**{k: v for k, v in report["plan"].items() if k in ("seed", "test_clips")})
+    manifest = render_dataset(tmp_path / "test", plan.test_clips, seed=plan.test_seed)
+    model = ovmlv.create_model(TOY, device="cpu", dtype=torch.float32)
+    result = evaluate(
+        VideoClassifier(model, LabelDB(None), name="toy"),
+        read_manifest(manifest),
+        all_labels(),
+        baseline=["zero-shot", "attributes", "none"],
+    )
+    names = {
+        "zero-shot": "zero-shot label text",
+        "attributes": "zero-shot + LLM attributes",
+        "none": "full method",
+    }
+    again = summarise({names[k]: v for k, v in result["systems"].items()})
+    for system, row in again.items():
+        for column, value in row.items():
+            assert value == pytest.approx(report["table"][system][column], abs=2e-3), (system, column)
+
+
+@pytest.mark.slow
+def test_example_timelines_are_right(toy_classifier, tmp_path):
+    """A novel noun and a motion typed for an example clip: present windows outscore absent ones."""
+    from examples.clips import EXAMPLES, ensure_example_clips
+
+    for example, (path, labels) in zip(EXAMPLES, ensure_example_clips(tmp_path)):
+        result = toy_classifier.classify(path, labels)
+        truth = example.truth()
+        assert result.timeline.shape == (len(truth), 4)
+        for column, label in enumerate(result.labels):
+            present = np.array([row[label] for row in truth])
+            scores = result.timeline[:, column]
+            assert scores[present].min() > scores[~present].max(), (example.name, label, scores.tolist())

@@ -1,0 +1,100 @@
+"""`python -m training.toyworld --quick`: every stage of the toy-world experiment, at tiny sizes.
+
+The reduced version of the regeneration that CI runs (the full one takes about 45 minutes):
+pretraining, rendering, three fine-tuned variants, the five-system evaluation and packaging.
+The numbers are meaningless at this size; what is checked is that the stages connect
+through the real code paths and that what gets packaged is what was evaluated.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from ovmlv.toyworld import BASE_NOUNS, MOTIONS, NOVEL_NOUNS
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    from training.toyworld.__main__ import main
+
+    out = tmp_path_factory.mktemp("toyworld")
+    assert main(["--out", str(out), "--quick"]) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_report_has_every_system_and_group(quick_run):
+    from training.toyworld.pipeline import SYSTEMS
+    from training.toyworld.report import COLUMNS
+
+    report = json.loads((quick_run / "report.json").read_text())
+    assert list(report["table"]) == list(SYSTEMS)
+    assert set(report["systems"]) == set(SYSTEMS)
+    for row in report["table"].values():
+        assert set(row) >= set(COLUMNS)
+        assert all(value is None or 0.0 <= value <= 1.0 for value in row.values())
+    assert report["num_test_clips"] == 32 and report["command"].startswith("python -m training.toyworld")
+    readme = (quick_run / "toy" / "README.md").read_text()
+    assert "| full method |" in readme and report["command"] in readme
+
+
+@pytest.mark.slow
+def test_novel_nouns_are_never_training_labels(quick_run):
+    from training.data.manifest import read_manifest
+
+    entries = read_manifest(quick_run / "data" / "train" / "manifest.jsonl")
+    seen = {label for entry in entries for label in entry.labels}
+    assert seen <= set(BASE_NOUNS) | set(MOTIONS) and not seen & set(NOVEL_NOUNS)
+    everything = [json.loads(line) for line in (quick_run / "data" / "train" / "all.jsonl").open()]
+    assert any(set(e["labels"]) & set(NOVEL_NOUNS) for e in everything)  # novel things are in the clips
+    split = json.loads((quick_run / "data" / "split.json").read_text())
+    assert set(split["novel"]) == set(NOVEL_NOUNS)
+
+
+@pytest.mark.slow
+def test_packaged_model_is_the_evaluated_one_and_loads_alone(quick_run, tmp_path):
+    import shutil
+
+    import open_clip
+
+    from ovmlv.classifier import VideoClassifier
+    from ovmlv.factory import create_model
+    from ovmlv.label_db import LabelDB
+    from training.data.manifest import read_manifest, read_split, read_vocabulary
+    from training.evaluate import evaluate
+
+    packaged = shutil.copytree(quick_run / "toy", tmp_path / "toy")  # nothing outside it is needed
+    assert {p.name for p in packaged.iterdir()} >= {"config.json", "model.safetensors", "open_clip", "llm"}
+    model = create_model(packaged, device="cpu", dtype=torch.float32)
+    assert model.config.adapter_trained and len(model.temporal.branches) == 2
+    direct = open_clip.create_model(f"local-dir:{packaged / 'open_clip'}")
+    for name, tensor in direct.state_dict().items():
+        assert torch.equal(tensor, model.clip.state_dict()[name])
+    data = quick_run / "data"
+    report = evaluate(
+        VideoClassifier(model, LabelDB(None), name="again"),
+        read_manifest(data / "test" / "manifest.jsonl"),
+        read_vocabulary(data / "vocabulary.txt"),
+        read_split(data / "split.json"),
+        baseline="none",
+    )
+    recorded = json.loads((quick_run / "report.json").read_text())["systems"]["full method"]
+    for label, ap in report["systems"]["none"]["per_class_ap"].items():
+        expected = recorded["per_class_ap"][label]
+        assert (ap is None and expected is None) or ap == pytest.approx(expected, abs=1e-6), label
+
+
+@pytest.mark.slow
+def test_ablations_differ_where_they_should(quick_run):
+    from ovmlv.factory import create_model
+
+    runs = quick_run / "runs"
+    no_temporal = create_model(runs / "no_temporal" / "final", device="cpu")
+    no_llm = create_model(runs / "no_llm" / "final", device="cpu")
+    full = create_model(runs / "full" / "final", device="cpu")
+    assert len(no_temporal.temporal.branches) == 0 and len(full.temporal.branches) == 2
+    assert no_llm.config.labels.soft_source == "context" and full.config.labels.soft_source == "llm"
+    assert not any(name.startswith("label_encoder.queries") for name in no_llm.trained_state_dict())

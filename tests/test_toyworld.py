@@ -1,0 +1,223 @@
+"""The toy world: renderer, scripted scenes, mp4 files, captions, corpus, the layout probe."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ovmlv.toyworld import (
+    BASE_NOUNS,
+    COLOURS,
+    MOTIONS,
+    NOUN_BY_NAME,
+    NOUNS,
+    NOVEL_NOUNS,
+    SHAPES,
+    ToyObject,
+    ToyScene,
+    noun_for,
+    object_mask,
+    render_clip,
+    render_dataset,
+    render_scene,
+    reversed_scene,
+    sample_scene,
+    write_clip_mp4,
+)
+from ovmlv.toyworld.render import shape_sdf
+from ovmlv.toyworld.vocabulary import check_vocabulary
+
+
+def _one_object_scene(motion: str, shape: str = "circle", colour: str = "red", size: int = 64) -> ToyScene:
+    obj = ToyObject(colour, shape, noun_for(colour, shape), motion, x=14.0, y=14.0, radius=8.0,
+                    travel=30.0, blink_phase=1, rgb=COLOURS[colour])  # fmt: skip
+    return ToyScene((obj,), size, 16, np.full((size, size, 3), 128, dtype=np.uint8))
+
+
+def _colour_mask(frame: np.ndarray, rgb: tuple[int, int, int], tolerance: float = 40.0) -> np.ndarray:
+    return np.abs(frame.astype(np.float32) - np.asarray(rgb, dtype=np.float32)).max(axis=-1) < tolerance
+
+
+def test_vocabulary_splits():
+    check_vocabulary()
+    assert len(NOUNS) == 24 and len(NOVEL_NOUNS) >= 8
+    assert set(BASE_NOUNS).isdisjoint(NOVEL_NOUNS)
+    assert set(BASE_NOUNS) | set(NOVEL_NOUNS) == set(NOUN_BY_NAME)
+    for group in (BASE_NOUNS, NOVEL_NOUNS):
+        assert {NOUN_BY_NAME[n].colour for n in group} == set(COLOURS)
+        assert {NOUN_BY_NAME[n].shape for n in group} == set(SHAPES)
+
+
+def test_render_is_deterministic_by_seed():
+    a, b, c = render_clip(7), render_clip(7), render_clip(8)
+    assert a.frames.shape == (16, 64, 64, 3) and a.frames.dtype == np.uint8
+    assert np.array_equal(a.frames, b.frames) and a.labels == b.labels and a.objects == b.objects
+    assert not np.array_equal(a.frames, c.frames)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_reversed_scene_is_the_clip_played_backwards(seed):
+    scene = sample_scene(seed)
+    forward = render_scene(scene)
+    backward = render_scene(reversed_scene(scene))
+    assert np.array_equal(backward, forward[::-1])
+    assert render_scene(reversed_scene(reversed_scene(scene))).tobytes() == forward.tobytes()
+
+
+@pytest.mark.parametrize(
+    ("motion", "reverse", "axis"),
+    [("moving right", "moving left", 1), ("moving down", "moving up", 0), ("growing", "shrinking", None)],
+)
+def test_motion_pairs_are_exact_reversals_and_visible(motion, reverse, axis):
+    forward = render_scene(_one_object_scene(motion))
+    backward = render_scene(_one_object_scene(reverse))
+    assert np.array_equal(backward, forward[::-1])
+    masks = [_colour_mask(frame, COLOURS["red"]) for frame in forward]
+    if axis is None:  # growing: the area more than triples over the clip
+        assert masks[-1].sum() > 3 * masks[0].sum()
+    else:  # the centre travels about 30 pixels in the positive direction
+        centres = [np.nonzero(m)[axis].mean() for m in masks]
+        assert 25 < centres[-1] - centres[0] < 35 and np.all(np.diff(centres) > 0)
+
+
+def test_blinking_survives_sampling_every_other_frame():
+    frames = render_scene(_one_object_scene("blinking"))
+    visible = [_colour_mask(f, COLOURS["red"]).any() for f in frames]
+    assert any(visible[0::2]) and not all(visible[0::2])
+    assert any(visible[1::2]) and not all(visible[1::2])
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_labels_match_objects(seed):
+    clip = render_clip(seed, attribute_labels=True)
+    assert 1 <= len(clip.objects) <= 3
+    nouns = {noun_for(o.colour, o.shape) for o in clip.objects} - {None}
+    motions = {o.motion for o in clip.objects}
+    pairs = {f"{o.colour} {o.shape}" for o in clip.objects}
+    assert set(clip.labels) == nouns | motions | pairs
+    assert len(clip.labels) == len(set(clip.labels))
+    assert all(o.noun == noun_for(o.colour, o.shape) for o in clip.objects)
+    assert all(m in MOTIONS for m in motions)
+
+
+@pytest.mark.parametrize("noun", [n.name for n in NOUNS])
+def test_noun_is_drawn_with_its_colour_and_shape(noun):
+    colour, shape = NOUN_BY_NAME[noun].colour, NOUN_BY_NAME[noun].shape
+    scene = _one_object_scene("still", shape, colour)
+    frame = render_scene(scene, noise=0.03, noise_seed=1)[0]
+    obj = scene.objects[0]
+    inside = object_mask(obj, 0, 16, 64)
+    mean_rgb = frame[inside].astype(np.float32).mean(axis=0)
+    assert np.abs(mean_rgb - np.asarray(COLOURS[colour])).max() < 12
+    nearest = min(COLOURS, key=lambda c: np.abs(mean_rgb - np.asarray(COLOURS[c])).sum())
+    assert nearest == colour
+    drawn = _colour_mask(frame, COLOURS[colour])
+
+    ys, xs = np.mgrid[0:64, 0:64] + 0.5
+
+    def iou(candidate: str) -> float:  # against each shape's nominal outline (distance < 0)
+        other = shape_sdf(candidate, xs - obj.x, ys - obj.y, obj.radius) < 0
+        return (drawn & other).sum() / (drawn | other).sum()
+
+    assert max(SHAPES, key=iou) == shape and iou(shape) > 0.7
+
+
+def test_mp4_round_trip_through_ovmlv_decode(tmp_path):
+    from ovmlv.decode import iter_windows
+
+    clip = render_clip(3, noise=0.0)
+    path = write_clip_mp4(clip, tmp_path / "clip.mp4", fps=8)
+    windows = list(iter_windows(path, window_s=2.0, frames_per_window=16, short_side=None, backend="pyav"))
+    assert len(windows) == 1
+    decoded = windows[0].frames
+    assert decoded.shape == clip.frames.shape
+    assert np.abs(decoded.astype(np.float32) - clip.frames).mean() < 4.0
+    for obj in clip.objects:
+        for t in range(16):
+            inside = object_mask(obj, t, 16, 64)
+            if inside.sum() >= 12:
+                rgb = decoded[t][inside].astype(np.float32).mean(axis=0)
+                nearest = min(COLOURS, key=lambda c, rgb=rgb: np.abs(rgb - np.asarray(COLOURS[c])).sum())
+                assert nearest == obj.colour
+
+
+def test_render_dataset_writes_a_manifest(tmp_path):
+    manifest = render_dataset(tmp_path / "toy", n=3, seed=11)
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    assert len(rows) == 3
+    for i, row in enumerate(rows):
+        assert (manifest.parent / row["video"]).is_file()
+        assert row["labels"] == render_clip(11 + i).labels
+
+
+def test_captions_never_name_nouns_or_motions_and_truth_is_exact():
+    from training.toyworld.captions import Caption, captions_for_frame, is_true
+
+    banned = {n.name for n in NOUNS} | {n.plural for n in NOUNS} | {"moving", "growing", "blinking", "still"}
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        objects = [
+            (c, s) for c, s in zip(rng.permutation(list(COLOURS))[:2], rng.permutation(list(SHAPES))[:2])
+        ]
+        positive, *negatives = captions_for_frame(objects, rng, negatives=2)
+        assert is_true(positive, objects)
+        for caption in [positive, *negatives]:
+            assert not banned & set(caption.text.replace(",", " ").split())
+    red_circle = Caption("a red circle", (("red", "circle"),))
+    assert is_true(red_circle, [("blue", "square"), ("red", "circle")])
+    assert not is_true(red_circle, [("red", "square"), ("blue", "circle")])  # binding matters
+
+
+def test_corpus_defines_every_noun_in_every_format():
+    from ovmlv import prompts
+    from training.toyworld.corpus import chat_examples, definition_sentences
+
+    text = " ".join(definition_sentences())
+    users = [e.user for e in chat_examples()]
+    for noun in NOUNS:
+        assert f"a {noun.name} is a {noun.colour} {noun.shape}." in text
+        quoted = prompts.quote(noun.name)
+        assert prompts.SOFT_INSTRUCTION.format(label=quoted) in users
+        assert prompts.ATTRIBUTE_INSTRUCTION.format(n=5, label=quoted) in users
+
+
+def test_scripted_scene_has_exactly_the_requested_objects():
+    from ovmlv.toyworld import clip_labels, scripted_scene
+
+    specs = [("green", "circle", "moving left"), ("blue", "square", "still"), ("orange", "ring", "growing")]
+    scene = scripted_scene(5, specs)
+    assert [(o.colour, o.shape, o.motion) for o in scene.objects] == specs
+    assert set(clip_labels(scene.objects)) == {"lime", "pool", "bagel", "moving left", "still", "growing"}
+    frames = render_scene(scene)
+    for obj in scene.objects:  # every object is on screen, at its own pixels
+        assert _colour_mask(frames[0], obj.rgb)[object_mask(obj, 0, 16, 64)].mean() > 0.9
+    with pytest.raises(ValueError, match="unknown object"):
+        scripted_scene(5, [("teal", "circle", "still")])
+
+
+def test_layout_probe_target_is_the_covered_fraction_of_each_cell():
+    from training.toyworld.toy_clip import layout
+
+    obj = ToyObject("red", "square", "brick", "still", x=8.0, y=40.0, radius=6.0, rgb=COLOURS["red"])
+    scene = ToyScene((obj,), 64, 16, np.zeros((64, 64, 3), dtype=np.uint8))
+    cells = layout(scene, 0, 16).reshape(4, 4)
+    mask = object_mask(obj, 0, 16, 64)
+    assert cells.sum() * 16 * 16 == pytest.approx(mask.sum())
+    assert cells[2, 0] > 0.3 and cells[0].sum() == 0 and cells[:, 2:].sum() == 0  # left, third row
+
+
+def test_example_clips_show_what_their_labels_say(tmp_path):
+    from examples.clips import EXAMPLES, SCENE_FRAMES, UPSCALE, ensure_example_clips
+    from ovmlv.decode import probe_video
+
+    for example in EXAMPLES:
+        labels = [label.strip() for label in example.labels.split(",")]
+        assert any(label in NOVEL_NOUNS for label in labels) and any(label in MOTIONS for label in labels)
+        truth = example.truth()
+        for label in labels:  # each label is present in some scene and absent in another
+            assert {row[label] for row in truth} == {True, False}, (example.name, label)
+    paths = ensure_example_clips(tmp_path)
+    info = probe_video(paths[0][0])
+    assert info.width == 64 * UPSCALE and info.duration_s == pytest.approx(3 * SCENE_FRAMES / 8, abs=0.2)

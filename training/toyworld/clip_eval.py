@@ -1,0 +1,98 @@
+"""Zero-shot attribute retrieval of the toy CLIP on held-out frames (text prompts only).
+
+- colour / shape / colour+shape accuracy: frames with one visible object, argmax over the
+  prompts "something <colour>", "a <shape>", "a <colour> <shape>" (6-, 5- and 30-way);
+- multi-object mAP: frames with 2-3 objects, the 30 "a <colour> <shape>" prompts scored
+  independently, average precision per prompt over frames;
+- binding accuracy: frames with exactly two objects that differ in colour and shape (say a
+  red circle and a blue square), how often "a red circle" outscores "a red square" and "a
+  blue square" outscores "a blue circle". A bag of attributes that ignores which colour goes
+  with which shape scores 50%: one of the two comparisons is then won, the other lost.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ovmlv.toyworld import COLOURS, SHAPES, object_state, render_frame, sample_scene
+
+from .toy_clip import to_pixels
+
+
+def average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
+    """AP of one class (NaN without positives)."""
+    if targets.sum() == 0:
+        return float("nan")
+    order = np.argsort(-scores, kind="stable")
+    hits = targets[order] > 0
+    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    return float(precision[hits].mean())
+
+
+def held_out_frames(
+    seed: int, count: int, num_objects: tuple[int, int], size: int = 64, num_frames: int = 16
+) -> tuple[np.ndarray, list[list[tuple[str, str]]]]:
+    """Frames (uint8 [N, S, S, 3], light noise) with their visible (colour, shape) objects."""
+    rng = np.random.default_rng(seed)
+    frames, visible = [], []
+    while len(frames) < count:
+        scene = sample_scene(int(rng.integers(2**31)), num_frames, size, num_objects)
+        t = int(rng.integers(num_frames))
+        objects = [(o.colour, o.shape) for o in scene.objects if object_state(o, t, num_frames)[3]]
+        if len(objects) < num_objects[0]:
+            continue
+        image = render_frame(scene, t) + rng.normal(0, 0.03 * 255, size=(size, size, 3))
+        frames.append(np.clip(np.rint(image), 0, 255).astype(np.uint8))
+        visible.append(objects)
+    return np.stack(frames), visible
+
+
+@torch.no_grad()
+def _embed(model: torch.nn.Module, tokenizer, frames: np.ndarray, prompts: list[str]):
+    images = torch.cat(
+        [model.encode_image(to_pixels(chunk)) for chunk in np.array_split(frames, max(1, len(frames) // 128))]
+    )
+    texts = model.encode_text(tokenizer(prompts))
+    return F.normalize(images, dim=-1), F.normalize(texts, dim=-1)
+
+
+@torch.no_grad()
+def evaluate_toy_clip(
+    model: torch.nn.Module, tokenizer, count: int = 300, seed: int = 10**9
+) -> dict[str, float]:
+    """Attribute retrieval numbers (see module docstring) on `count` frames per test."""
+    model.eval()
+    colours, shapes = list(COLOURS), list(SHAPES)
+    combos = [(c, s) for c in colours for s in shapes]
+    prompts = (
+        [f"something {c}" for c in colours] + [f"a {s}" for s in shapes] + [f"a {c} {s}" for c, s in combos]
+    )
+    frames, visible = held_out_frames(seed, count, (1, 1))
+    images, texts = _embed(model, tokenizer, frames, prompts)
+    sims = (images @ texts.T).numpy()
+    nc, ns = len(colours), len(shapes)
+    truth_c = np.array([colours.index(v[0][0]) for v in visible])
+    truth_s = np.array([shapes.index(v[0][1]) for v in visible])
+    results = {
+        "colour_acc": float((sims[:, :nc].argmax(1) == truth_c).mean()),
+        "shape_acc": float((sims[:, nc : nc + ns].argmax(1) == truth_s).mean()),
+        "combo_acc": float((sims[:, nc + ns :].argmax(1) == truth_c * ns + truth_s).mean()),
+    }
+    frames, visible = held_out_frames(seed + 1, count, (2, 3))
+    images, texts = _embed(model, tokenizer, frames, [f"a {c} {s}" for c, s in combos])
+    sims = (images @ texts.T).numpy()
+    targets = np.array([[float(pair in v) for pair in combos] for v in visible])
+    aps = [average_precision(sims[:, j], targets[:, j]) for j in range(len(combos))]
+    results["multi_object_map"] = float(np.nanmean(aps))
+    wins, total = 0, 0
+    for row, objects in zip(sims, visible):
+        (c1, s1), (c2, s2) = objects[0], objects[1]
+        if len(objects) != 2 or c1 == c2 or s1 == s2:
+            continue
+        score = {pair: row[combos.index(pair)] for pair in ((c1, s1), (c2, s2), (c1, s2), (c2, s1))}
+        wins += int(score[(c1, s1)] > score[(c1, s2)]) + int(score[(c2, s2)] > score[(c2, s1)])
+        total += 2
+    results["binding_acc"] = wins / max(1, total)
+    return results

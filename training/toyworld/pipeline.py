@@ -1,0 +1,241 @@
+"""The whole toy-world experiment, from nothing: pretrain, render, fine-tune, evaluate, package.
+
+Stages (each writes under OUT; see `python -m training.toyworld --help`):
+
+1. pretrain the toy CLIP (attribute captions) and the toy LLM (noun definitions): OUT/base/;
+2. write OUT/base/config.json: an untrained ovmlv checkpoint that ships both base models;
+3. render the data (mp4 + manifests): OUT/data/{train,test}, vocabulary.txt, split.json;
+   training labels are base nouns and motions only;
+4. fine-tune three variants with `training/` (configs/toyworld.yaml): the full method, the
+   full method without the temporal branch, and without the LLM (learned context tokens);
+5. evaluate five systems on the held-out test set with `training.evaluate`;
+6. package the full model as OUT/toy (config.json, model.safetensors, open_clip/, llm/,
+   README.md with the table), ready to copy to checkpoints/toy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .report import GROUPS, summarise, write_checkpoint_readme
+from .toy_clip import ToyClipConfig
+from .toy_llm import ToyLLMConfig
+
+logger = logging.getLogger(__name__)
+
+FINETUNE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "toyworld.yaml"
+# Fine-tuning variants: name -> model config overrides.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "full": {},
+    "no_temporal": {"temporal": {"num_last_blocks": 0}},
+    "no_llm": {"labels": {"soft_source": "context"}},
+}
+# The five systems of the table: name -> (variant whose model is scored, training.evaluate baseline).
+SYSTEMS: dict[str, tuple[str, str]] = {
+    "zero-shot label text": ("full", "zero-shot"),
+    "zero-shot + LLM attributes": ("full", "attributes"),
+    "full method": ("full", "none"),
+    "full method, no temporal branch": ("no_temporal", "none"),
+    "full method, no LLM (context tokens)": ("no_llm", "none"),
+}
+
+
+@dataclass
+class ToyWorldPlan:
+    """Sizes and seeds of one regeneration (the defaults are the committed model's)."""
+
+    seed: int = 0  # seeds pretraining, rendering and fine-tuning
+    train_clips: int = 1200  # fine-tuning clips
+    test_clips: int = 400  # held-out test clips (seed + 2,000,000: never overlaps training)
+    finetune_steps: int = 300  # optimiser steps per fine-tuned variant
+    finetune_overrides: list[str] = field(default_factory=list)  # extra key=value for training/
+    clip: ToyClipConfig = field(default_factory=ToyClipConfig)
+    llm: ToyLLMConfig = field(default_factory=ToyLLMConfig)
+    eval_frames: int = 500  # held-out frames of the toy CLIP's own attribute check
+
+    @property
+    def train_seed(self) -> int:
+        return self.seed * 10_000_000 + 1_000_000
+
+    @property
+    def test_seed(self) -> int:
+        return self.seed * 10_000_000 + 2_000_000
+
+
+def toy_model_config() -> dict[str, Any]:
+    """The ovmlv model config of the toy preset; base weights are the folders shipped beside it."""
+    return {
+        "name": "toy",
+        "clip": {"arch": "toy", "local_dir": "open_clip"},
+        "llm": {"name": "llm", "quantization": "none"},
+        "temporal": {"num_frames": 8, "num_last_blocks": 2, "heads": 4},
+        "labels": {
+            "num_prefix": 4,
+            "num_queries": 4,
+            "prompting_layers": 0,  # a linear map from LLM states to soft tokens generalises best here
+            "prompting_heads": 4,
+            "num_attributes": 3,
+            "max_new_tokens": 32,
+        },
+    }
+
+
+def write_base_checkpoint(base: Path) -> Path:
+    """OUT/base/config.json: an untrained checkpoint over OUT/base/open_clip and OUT/base/llm."""
+    from ovmlv.checkpoint import CONFIG_FILE, FORMAT, FORMAT_VERSION
+    from ovmlv.config import ModelConfig
+
+    config = ModelConfig.from_dict(toy_model_config())  # validates
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": config.to_dict()}
+    (base / CONFIG_FILE).write_text(json.dumps(payload, indent=2, sort_keys=True), encoding="utf-8")
+    return base
+
+
+def render_data(data: Path, plan: ToyWorldPlan) -> dict[str, str]:
+    """Train and test sets (mp4 + manifest), vocabulary.txt and split.json under `data`.
+
+    The training manifest keeps only base nouns and motions; the test manifest has every label.
+    """
+    from ovmlv.toyworld import BASE_NOUNS, MOTIONS, NOVEL_NOUNS, all_labels, render_dataset
+
+    test = render_dataset(data / "test", plan.test_clips, seed=plan.test_seed)
+    full_train = render_dataset(
+        data / "train", plan.train_clips, seed=plan.train_seed, manifest_name="all.jsonl"
+    )
+    base = set(BASE_NOUNS) | set(MOTIONS)
+    train = full_train.with_name("manifest.jsonl")
+    with open(full_train, encoding="utf-8") as source, open(train, "w", encoding="utf-8") as target:
+        for line in source:
+            entry = json.loads(line)
+            entry["labels"] = [label for label in entry["labels"] if label in base]
+            target.write(json.dumps(entry) + "\n")
+    (data / "vocabulary.txt").write_text("\n".join(all_labels()) + "\n", encoding="utf-8")
+    split = {"base": list(BASE_NOUNS) + list(MOTIONS), "novel": list(NOVEL_NOUNS)}
+    (data / "split.json").write_text(json.dumps(split, indent=2), encoding="utf-8")
+    return {"train": str(train), "test": str(test), "vocabulary": str(data / "vocabulary.txt")}
+
+
+def finetune(out: Path, variant: str, plan: ToyWorldPlan) -> Path:
+    """Fine-tune one variant with `training/`; returns its final checkpoint directory."""
+    from training.config import load_config
+    from training.trainer import train
+
+    overrides = [
+        f"run_dir={out / 'runs' / variant}",
+        f"seed={plan.seed}",
+        f"max_steps={plan.finetune_steps}",
+        f"model.name={out / 'base'}",
+        f"model.overrides={json.dumps(VARIANTS[variant])}",
+        f"data.train_manifest={out / 'data' / 'train' / 'manifest.jsonl'}",
+        f"data.vocabulary={out / 'data' / 'vocabulary.txt'}",
+        f"data.split={out / 'data' / 'split.json'}",
+        *plan.finetune_overrides,
+    ]
+    cfg = load_config([FINETUNE_CONFIG], overrides)
+    summary = train(cfg)
+    if summary["final"] is None:
+        raise RuntimeError(f"fine-tuning {variant} stopped before its last step")
+    return Path(summary["final"])
+
+
+def evaluate_systems(out: Path, finals: dict[str, Path]) -> dict[str, Any]:
+    """Every system of SYSTEMS on the test set (one encode per video and variant), float32 CPU."""
+    from ovmlv.classifier import VideoClassifier
+    from ovmlv.factory import create_model
+    from ovmlv.label_db import LabelDB
+    from training.data.manifest import read_manifest, read_split, read_vocabulary
+    from training.evaluate import evaluate
+
+    data = out / "data"
+    entries = read_manifest(data / "test" / "manifest.jsonl")
+    vocabulary = read_vocabulary(data / "vocabulary.txt")
+    split = read_split(data / "split.json")
+    results: dict[str, Any] = {}
+    for variant, final in finals.items():
+        baselines = {name: baseline for name, (v, baseline) in SYSTEMS.items() if v == variant}
+        model = create_model(final, device="cpu", dtype=torch.float32)
+        classifier = VideoClassifier(model, LabelDB(None), name=f"toy-{variant}")
+        report = evaluate(classifier, entries, vocabulary, split, baseline=list(baselines.values()))
+        for name, baseline in baselines.items():
+            results[name] = report["systems"][baseline]
+        results.setdefault("_num_videos", report["num_videos"])
+    return results
+
+
+def package(out: Path, final: Path, report: dict[str, Any]) -> Path:
+    """OUT/toy: the full model's checkpoint with its base models and README (the table)."""
+    target = out / "toy"
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(final, target)
+    for extra in ("eval.json",):
+        (target / extra).unlink(missing_ok=True)
+    (target / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    write_checkpoint_readme(target / "README.md", report)
+    return target
+
+
+def reuse_pretrained(source: Path, base: Path) -> dict[str, Any]:
+    """Copy an earlier run's pretrained models (open_clip/, llm/, pretrain_report.json) into `base`."""
+    base.mkdir(parents=True, exist_ok=True)
+    for name in ("open_clip", "llm"):
+        shutil.copytree(source / name, base / name, dirs_exist_ok=True)
+    shutil.copy2(source / "pretrain_report.json", base / "pretrain_report.json")
+    return json.loads((base / "pretrain_report.json").read_text(encoding="utf-8"))
+
+
+def run(out: Path, plan: ToyWorldPlan, command: str, reuse_base: Path | None = None) -> dict[str, Any]:
+    """Run every stage; returns the report (also written to OUT/report.json and OUT/toy).
+
+    Args:
+        out: output folder.
+        plan: sizes and seeds.
+        command: the command line, recorded in the report.
+        reuse_base: an earlier run's OUT/base: skip pretraining and copy its models.
+    """
+    from .pretrain import pretrain
+
+    out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    start = tic = time.perf_counter()
+    if reuse_base is not None:
+        pretrain_report = reuse_pretrained(reuse_base, out / "base")
+    else:
+        pretrain_report = pretrain(out / "base", plan.clip, plan.llm, plan.eval_frames)
+    write_base_checkpoint(out / "base")
+    timings["pretrain_s"] = time.perf_counter() - tic
+    tic = time.perf_counter()
+    paths = render_data(out / "data", plan)
+    timings["render_s"] = time.perf_counter() - tic
+    finals = {}
+    for variant in VARIANTS:
+        tic = time.perf_counter()
+        finals[variant] = finetune(out, variant, plan)
+        timings[f"finetune_{variant}_s"] = time.perf_counter() - tic
+    tic = time.perf_counter()
+    systems = evaluate_systems(out, finals)
+    timings["evaluate_s"] = time.perf_counter() - tic
+    timings["total_s"] = time.perf_counter() - start
+    report = {
+        "command": command,
+        "plan": asdict(plan),
+        "data": paths,
+        "num_test_clips": systems.pop("_num_videos"),
+        "groups": {name: list(labels) for name, labels in GROUPS.items()},
+        "table": summarise(systems),
+        "systems": systems,
+        "pretrain": {k: pretrain_report[k] for k in ("clip", "llm", "llm_examples", "sizes_bytes")},
+        "timings": timings,
+        "threads": torch.get_num_threads(),
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    package(out, finals["full"], report)
+    return report

@@ -1,0 +1,358 @@
+"""Pretraining the toy CLIP: a small open_clip ViT + text tower, on single toy-world frames.
+
+Captions name only attributes (captions.py), never nouns or motions. The loss is a
+SigLIP-style sigmoid loss whose targets are the exact truth of every (frame, caption)
+pair in the batch (a partial caption like "something red" is true of many frames), with
+one perturbed hard-negative caption per frame ("a blue circle" for a red circle).
+
+The result is saved as an open_clip `local-dir:` folder (open_clip_config.json +
+open_clip_model.safetensors) that `open_clip.create_model("local-dir:DIR")` and
+`ovmlv.clip_loader.load_clip(ClipConfig(arch="toy", local_dir=DIR), ...)` load.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ovmlv.toyworld import COLOURS, SHAPES, object_mask, object_state, render_frame, sample_scene
+
+from .captions import Caption, Descriptor, captions_for_frame, truth_matrix
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "open_clip_config.json"
+WEIGHTS_FILE = "open_clip_model.safetensors"
+LAYOUT_GRID = 4  # the layout probe predicts object coverage of a 4x4 grid (where things are, how big)
+MEAN = (0.48145466, 0.4578275, 0.40821073)  # OpenAI CLIP's, so defaults elsewhere agree
+STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass
+class ToyClipConfig:
+    """Architecture and training schedule of the toy CLIP."""
+
+    image_size: int = 64  # frames are rendered at this size
+    patch_size: int = 8  # 8x8 patches: 64 tokens + class token
+    vision_width: int = 128  # ViT width (head width 32)
+    vision_layers: int = 6  # ViT blocks (the temporal branch later goes into the last ones)
+    text_width: int = 64  # small: the 49,408-token embedding table dominates the file size
+    text_layers: int = 4
+    text_heads: int = 4
+    context_length: int = 32  # captions and "a video of <label>" + soft tokens fit easily
+    embed_dim: int = 128  # shared embedding width
+    steps: int = 1500  # optimisation steps
+    batch_size: int = 128  # frames per step (and twice as many captions)
+    lr: float = 1e-3  # peak AdamW learning rate
+    weight_decay: float = 0.05
+    warmup_steps: int = 100
+    seed: int = 0  # model init and data
+    noise_max: float = 0.05  # per-frame Gaussian noise std drawn from [0, noise_max]
+    chroma_subsample_p: float = 0.5  # fraction of frames seen through yuv420p-like chroma blur
+    negatives: int = 2  # perturbed hard-negative captions per frame
+    shape_steps: int = 0  # first steps: captions name shapes only (see captions_for_frame)
+    probe_weight: float = 1.0  # weight of the auxiliary attribute-presence probe on image embeddings
+    softmax_weight: float = 0.0  # weight of the multi-positive InfoNCE term
+    probe_only_steps: int = 0  # first steps train the image tower with the probe alone
+    single_object_p: float = 0.5  # frames drawn from one-object scenes (the rest: 1-3 objects)
+    layout_weight: float = 1.0  # weight of the auxiliary layout probe (object coverage of a 4x4 grid)
+
+    def model_cfg(self) -> dict[str, Any]:
+        """The open_clip model config (the "model_cfg" of open_clip_config.json)."""
+        return {
+            "embed_dim": self.embed_dim,
+            "init_logit_scale": math.log(10.0),
+            "init_logit_bias": -10.0,
+            "vision_cfg": {
+                "image_size": self.image_size,
+                "patch_size": self.patch_size,
+                "width": self.vision_width,
+                "layers": self.vision_layers,
+                "head_width": 32,
+            },
+            "text_cfg": {
+                "context_length": self.context_length,
+                "vocab_size": 49408,
+                "width": self.text_width,
+                "heads": self.text_heads,
+                "layers": self.text_layers,
+            },
+        }
+
+
+def build_model(cfg: ToyClipConfig) -> torch.nn.Module:
+    """A randomly initialised open_clip CLIP with the toy architecture."""
+    from open_clip.model import CLIP
+
+    torch.manual_seed(cfg.seed)
+    return CLIP(**cfg.model_cfg())
+
+
+def chroma_subsample(frames: np.ndarray) -> np.ndarray:
+    """Average the chroma of each 2x2 block (what yuv420p does to colours), float [N, S, S, 3]."""
+    rgb_to_yuv = np.array(
+        [[0.299, 0.587, 0.114], [-0.169, -0.331, 0.5], [0.5, -0.419, -0.081]], dtype=np.float32
+    )
+    yuv = frames @ rgb_to_yuv.T
+    n, h, w, _ = yuv.shape
+    chroma = yuv[..., 1:].reshape(n, h // 2, 2, w // 2, 2, 2).mean(axis=(2, 4))
+    yuv[..., 1:] = np.repeat(np.repeat(chroma, 2, axis=1), 2, axis=2)
+    return yuv @ np.linalg.inv(rgb_to_yuv).T
+
+
+def layout(scene, t: int, num_frames: int, grid: int = LAYOUT_GRID) -> np.ndarray:
+    """float32 [grid * grid]: the fraction of each grid cell that the scene's objects cover at frame t."""
+    size = scene.size
+    covered = np.zeros((size, size), dtype=bool)
+    for obj in scene.objects:
+        covered |= object_mask(obj, t, num_frames, size)
+    cell = size // grid
+    return covered.reshape(grid, cell, grid, cell).mean(axis=(1, 3)).astype(np.float32).ravel()
+
+
+def sample_frames(
+    rng: np.random.Generator, count: int, cfg: ToyClipConfig, num_frames: int = 16
+) -> tuple[np.ndarray, list[list[Descriptor]], np.ndarray]:
+    """`count` random frames (float32 [N, S, S, 3], 0..255), their visible objects, their layouts."""
+    images, visible, layouts = [], [], []
+    while len(images) < count:
+        objects_range = (1, 1) if rng.random() < cfg.single_object_p else (1, 3)
+        scene = sample_scene(
+            int(rng.integers(2**31)), num_frames, cfg.image_size, objects_range, rng.random() < 0.9
+        )
+        t = int(rng.integers(num_frames))
+        objects = [(o.colour, o.shape) for o in scene.objects if object_state(o, t, num_frames)[3]]
+        if not objects:
+            continue  # every object is blinked off: nothing to describe
+        image = render_frame(scene, t)
+        image += rng.normal(0.0, rng.uniform(0, cfg.noise_max) * 255.0, size=image.shape).astype(np.float32)
+        images.append(image)
+        visible.append(objects)
+        layouts.append(layout(scene, t, num_frames))
+    frames = np.clip(np.stack(images), 0, 255)
+    subsample = rng.random(count) < cfg.chroma_subsample_p
+    if subsample.any():
+        frames[subsample] = np.clip(chroma_subsample(frames[subsample]), 0, 255)
+    return np.rint(frames).astype(np.float32), visible, np.stack(layouts)
+
+
+def to_pixels(frames: np.ndarray) -> torch.Tensor:
+    """Normalised pixels [N, 3, S, S] from float or uint8 frames [N, S, S, 3] in 0..255."""
+    x = torch.as_tensor(np.asarray(frames, dtype=np.float32) / 255.0).permute(0, 3, 1, 2)
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def caption_batch(
+    visible: list[list[Descriptor]], rng: np.random.Generator, negatives: int = 2, shapes_only: bool = False
+) -> tuple[list[Caption], np.ndarray]:
+    """Per frame a true caption and `negatives` perturbed ones; the [frames, captions] truth matrix."""
+    captions: list[Caption] = []
+    for objects in visible:
+        captions.extend(captions_for_frame(objects, rng, negatives, shapes_only))
+    return captions, truth_matrix(captions, visible)
+
+
+def multi_positive_nce(logits: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE where every true (frame, caption) pair counts as a positive.
+
+    Frame -> captions: -log of the softmax mass on the frame's true captions; caption ->
+    frames likewise (captions true of no frame are skipped). A frame's true caption then
+    competes directly with its hard negative ("a red square" for a red circle): the
+    comparison that makes shapes learnable.
+    """
+    positive = truth > 0
+    image_to_text = torch.logsumexp(logits.masked_fill(~positive, float("-inf")), dim=1) - torch.logsumexp(
+        logits, dim=1
+    )
+    has_image = positive.any(dim=0)
+    text_logits = logits.T[has_image]
+    text_to_image = torch.logsumexp(
+        text_logits.masked_fill(~positive.T[has_image], float("-inf")), dim=1
+    ) - torch.logsumexp(text_logits, dim=1)
+    return -(image_to_text.mean() + text_to_image.mean()) / 2
+
+
+def multi_positive_softmax(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean over rows of -log(softmax mass on the positive columns); rows without one are skipped."""
+    positive = targets > 0
+    rows = positive.any(dim=1)
+    logits, positive = logits[rows], positive[rows]
+    mass = torch.logsumexp(logits.masked_fill(~positive, float("-inf")), dim=1) - torch.logsumexp(
+        logits, dim=1
+    )
+    return -mass.mean()
+
+
+def attribute_presence(visible: list[list[Descriptor]]) -> np.ndarray:
+    """float32 [N, 41]: which colours (6), shapes (5) and colour+shape pairs (30) each frame shows."""
+    colours, shapes = list(COLOURS), list(SHAPES)
+    presence = np.zeros((len(visible), len(colours) + len(shapes) + len(colours) * len(shapes)), np.float32)
+    for i, objects in enumerate(visible):
+        for colour, shape in objects:
+            c, s = colours.index(colour), shapes.index(shape)
+            presence[i, [c, len(colours) + s, len(colours) + len(shapes) + c * len(shapes) + s]] = 1.0
+    return presence
+
+
+def batch_loss(
+    model: torch.nn.Module,
+    probe: torch.nn.Module,
+    pixels: torch.Tensor,
+    tokens: torch.Tensor | None,
+    truth: torch.Tensor,
+    presence: torch.Tensor,
+    probe_weight: float,
+    softmax_weight: float = 0.0,
+    temperature: float = 20.0,
+    layouts: torch.Tensor | None = None,
+    layout_weight: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(SigLIP-style loss with the exact multi-positive truth, probe losses).
+
+    The contrastive term sums over captions and averages over frames. The probe terms are
+    linear heads on the image embedding, discarded after pretraining. Attribute presence
+    bootstraps shape features, which the contrastive signal alone does not start learning at
+    this data scale. The layout probe (object coverage of a 4x4 grid) keeps where objects are
+    and how big they are in the embedding, as real CLIP embeddings coarsely do; captions never
+    say it, but it is what a temporal branch needs to tell "moving left" from "moving right".
+    """
+    features = model.encode_image(pixels)
+    contrastive = features.new_zeros(())
+    if tokens is not None:  # None: the probe-only warm-up phase
+        image = F.normalize(features, dim=-1)
+        text = F.normalize(model.encode_text(tokens), dim=-1)
+        similarity = image @ text.T
+        logits = model.logit_scale.exp() * similarity + model.logit_bias
+        contrastive = F.binary_cross_entropy_with_logits(logits, truth, reduction="sum") / pixels.shape[0]
+        if softmax_weight:
+            contrastive = contrastive + softmax_weight * multi_positive_nce(similarity * temperature, truth)
+    scores = probe(features)
+    nc, ns, na = len(COLOURS), len(SHAPES), presence.shape[1]
+    probe_loss = sum(
+        multi_positive_softmax(scores[:, part], presence[:, part])
+        for part in (slice(0, nc), slice(nc, nc + ns), slice(nc + ns, na))
+    )
+    total = probe_weight * probe_loss
+    if layouts is not None and layout_weight:
+        total = total + layout_weight * F.binary_cross_entropy_with_logits(scores[:, na:], layouts)
+    return contrastive, total
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        skip = param.ndim < 2 or "embedding" in name or name in ("logit_scale", "logit_bias")
+        (no_decay if skip else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def train_toy_clip(
+    cfg: ToyClipConfig, log_every: int = 100, on_log: Callable[[torch.nn.Module, int], None] | None = None
+) -> tuple[torch.nn.Module, dict[str, float]]:
+    """Train the toy CLIP from scratch; returns the model (eval mode) and timing stats.
+
+    Args:
+        cfg: architecture and schedule.
+        log_every: steps between progress lines.
+        on_log: called with (model, step) at every progress line (e.g. an evaluation); the model
+            is put back in training mode afterwards.
+    """
+    import open_clip
+
+    model = build_model(cfg).train()
+    probe = torch.nn.Linear(cfg.embed_dim, 41 + LAYOUT_GRID**2)  # attributes + layout; discarded after
+    tokenizer = open_clip.SimpleTokenizer(context_length=cfg.context_length)
+    groups = _param_groups(model, cfg.weight_decay) + [
+        {"params": list(probe.parameters()), "weight_decay": 0.0}
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98))
+
+    def lr_at(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return cfg.lr * (step + 1) / cfg.warmup_steps
+        progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
+
+    rng = np.random.default_rng(cfg.seed)
+    start, data_time, running = time.perf_counter(), 0.0, 0.0
+    for step in range(cfg.steps):
+        tic = time.perf_counter()
+        frames, visible, layouts = sample_frames(rng, cfg.batch_size, cfg)
+        captions, truth = caption_batch(visible, rng, cfg.negatives, step < cfg.shape_steps)
+        tokens = tokenizer([c.text for c in captions])
+        data_time += time.perf_counter() - tic
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step)
+        presence = torch.from_numpy(attribute_presence(visible))
+        warm_up = step < cfg.probe_only_steps
+        contrastive, probe_loss = batch_loss(
+            model,
+            probe,
+            to_pixels(frames),
+            None if warm_up else tokens,
+            torch.from_numpy(truth),
+            presence,
+            cfg.probe_weight,
+            cfg.softmax_weight,
+            layouts=torch.from_numpy(layouts),
+            layout_weight=cfg.layout_weight,
+        )
+        loss = contrastive + probe_loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        running = 0.9 * running + 0.1 * loss.item() if step else loss.item()
+        if (step + 1) % log_every == 0 or step + 1 == cfg.steps:
+            elapsed = time.perf_counter() - start
+            share = 100 * data_time / elapsed
+            logger.info(
+                "toy CLIP step %d/%d loss %.3f (%.1f s, %.0f%% data)",
+                step + 1,
+                cfg.steps,
+                running,
+                elapsed,
+                share,
+            )
+            if on_log is not None:
+                on_log(model.eval(), step + 1)
+                model.train()
+    stats = {"train_s": time.perf_counter() - start, "data_s": data_time, "final_loss": running}
+    return model.eval(), stats
+
+
+def save_toy_clip(
+    model: torch.nn.Module, cfg: ToyClipConfig, out_dir: str | Path, dtype: torch.dtype = torch.float16
+) -> Path:
+    """Write open_clip_config.json + open_clip_model.safetensors (weights stored as `dtype`)."""
+    from safetensors.torch import save_file
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "model_cfg": cfg.model_cfg(),
+        "preprocess_cfg": {
+            "size": cfg.image_size,
+            "mean": list(MEAN),
+            "std": list(STD),
+            "interpolation": "bicubic",
+            "resize_mode": "shortest",
+        },
+        "toyworld": {"trained_with": asdict(cfg)},
+    }
+    (out_dir / CONFIG_FILE).write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    state = {k: v.detach().to(dtype).contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(out_dir / WEIGHTS_FILE), metadata={"format": "pt"})
+    return out_dir

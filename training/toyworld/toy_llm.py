@@ -1,0 +1,258 @@
+"""Pretraining the toy LLM: a small Llama-style causal LM that knows what every toy noun looks like.
+
+The tokenizer is a byte-level BPE built with the `tokenizers` library on the corpus (any
+text still tokenises), wrapped as a PreTrainedTokenizerFast with the same chat template as
+`ovmlv.tiny_llm`. The model learns the definitions and the chat answers of corpus.py; the
+loss of a chat example covers only the answer. Saved with save_pretrained (safetensors), it
+loads through `ovmlv.llm.load_llm(LLMConfig(name=DIR, quantization="none"), ...)`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ovmlv import prompts
+from ovmlv.tiny_llm import CHAT_TEMPLATE
+
+from .corpus import chat_examples, definition_documents, tokenizer_corpus
+
+logger = logging.getLogger(__name__)
+
+SPECIAL_TOKENS = ["<|pad|>", "<|bos|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
+IGNORE = -100
+
+
+@dataclass
+class ToyLLMConfig:
+    """Size and training schedule of the toy LLM."""
+
+    vocab_size: int = 768  # byte-level BPE merges learned on the corpus
+    hidden_size: int = 128
+    layers: int = 4
+    heads: int = 4
+    intermediate_size: int = 384
+    steps: int = 800  # optimisation steps
+    batch_size: int = 32  # sequences per step
+    chat_fraction: float = 0.75  # of each batch: chat answers; the rest are definition documents
+    lr: float = 3e-3  # peak AdamW learning rate
+    warmup_steps: int = 50
+    num_documents: int = 3000  # definition documents (a few sentences each)
+    soft_repeat: int = 3  # how often each soft-instruction example is in the chat pool
+    seed: int = 0
+
+
+def build_tokenizer(vocab_size: int = 768) -> Any:
+    """A PreTrainedTokenizerFast (byte-level BPE trained on the corpus, chat template, pad/bos/eos)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(tokenizer_corpus(), trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="<|pad|>",
+        bos_token="<|bos|>",
+        eos_token="<|end|>",
+        chat_template=CHAT_TEMPLATE,
+    )
+
+
+def build_model(cfg: ToyLLMConfig, tokenizer: Any) -> Any:
+    """A randomly initialised LlamaForCausalLM of the configured size."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=cfg.hidden_size,
+        intermediate_size=cfg.intermediate_size,
+        num_hidden_layers=cfg.layers,
+        num_attention_heads=cfg.heads,
+        num_key_value_heads=cfg.heads,
+        max_position_embeddings=256,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(cfg.seed)
+    model = LlamaForCausalLM(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return model
+
+
+def encode_examples(
+    tokenizer: Any, rng: np.random.Generator, num_documents: int, soft_repeat: int = 1
+) -> tuple[list, list]:
+    """(chat, documents): lists of (input ids, target ids) with IGNORE on chat prompts.
+
+    Soft-instruction examples are repeated `soft_repeat` times: their first answer token
+    (colour or shape, see corpus.soft_answers) is what shapes the states the adapter reads.
+    """
+    eos = tokenizer.eos_token_id
+    chats = []
+    for example in chat_examples():
+        prompt = prompts.chat_ids(tokenizer, example.user)
+        answer = tokenizer(example.answer, add_special_tokens=False)["input_ids"] + [eos]
+        row = (prompt + answer, [IGNORE] * len(prompt) + answer)
+        chats += [row] * (soft_repeat if example.kind == "soft" else 1)
+    documents = []
+    for text in definition_documents(rng, num_documents):
+        ids = [tokenizer.bos_token_id] + tokenizer(text, add_special_tokens=False)["input_ids"] + [eos]
+        documents.append((ids, ids))
+    return chats, documents
+
+
+def collate(rows: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded input_ids, attention_mask and labels."""
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.full((len(rows), width), pad_id)
+    labels = torch.full((len(rows), width), IGNORE)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (inputs, targets) in enumerate(rows):
+        ids[i, : len(inputs)] = torch.tensor(inputs)
+        labels[i, : len(targets)] = torch.tensor(targets)
+        mask[i, : len(inputs)] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def train_toy_llm(cfg: ToyLLMConfig, log_every: int = 100) -> tuple[Any, Any, dict[str, float]]:
+    """Build the tokenizer and train the toy LLM; returns (model in eval mode, tokenizer, stats)."""
+    start = time.perf_counter()
+    tokenizer = build_tokenizer(cfg.vocab_size)
+    model = build_model(cfg, tokenizer).train()
+    rng = np.random.default_rng(cfg.seed)
+    chats, documents = encode_examples(tokenizer, rng, cfg.num_documents, cfg.soft_repeat)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.98))
+    running = 0.0
+    for step in range(cfg.steps):
+        if step < cfg.warmup_steps:
+            lr = cfg.lr * (step + 1) / cfg.warmup_steps
+        else:
+            lr = (
+                cfg.lr
+                * 0.5
+                * (1 + math.cos(math.pi * (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)))
+            )
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        num_chat = round(cfg.batch_size * cfg.chat_fraction)
+        rows = [chats[i] for i in rng.choice(len(chats), size=num_chat, replace=False)]
+        rows += [
+            documents[i] for i in rng.choice(len(documents), size=cfg.batch_size - num_chat, replace=False)
+        ]
+        loss = model(**collate(rows, tokenizer.pad_token_id)).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        running = 0.9 * running + 0.1 * loss.item() if step else loss.item()
+        if (step + 1) % log_every == 0 or step + 1 == cfg.steps:
+            logger.info(
+                "toy LLM step %d/%d loss %.4f (%.1f s)",
+                step + 1,
+                cfg.steps,
+                running,
+                time.perf_counter() - start,
+            )
+    stats = {"train_s": time.perf_counter() - start, "final_loss": running, "chat_examples": len(chats)}
+    return model.eval(), tokenizer, stats
+
+
+def save_toy_llm(model: Any, tokenizer: Any, out_dir: str | Path, dtype: torch.dtype = torch.float16) -> Path:
+    """save_pretrained (safetensors, weights stored as `dtype`) + the tokenizer files."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.to(dtype).save_pretrained(out_dir)
+    model.to(torch.float32)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+def check_toy_llm(llm: Any, num_attributes: int = 3) -> tuple[dict[str, float], dict[str, list[str]]]:
+    """Greedy attribute lists through the library (`ovmlv.describe`) for every noun, scored.
+
+    Args:
+        llm: an `ovmlv.llm.LLMBundle` holding the toy LLM.
+        num_attributes: N of the attribute prompt.
+
+    Returns:
+        ({"base_exact", "novel_exact", "colour_shape_exact", "motion_exact"}: fractions of labels
+        whose phrases are exactly the expected ones, plus `soft_state_probe`), and the phrases.
+    """
+    from ovmlv.config import LabelConfig
+    from ovmlv.describe import generate_attributes
+    from ovmlv.toyworld import vocabulary as vocab
+
+    from .corpus import MOTION_PHRASES, noun_attributes
+
+    pairs = [f"{c} {s}" for c in vocab.COLOURS for s in vocab.SHAPES]
+    labels = [n.name for n in vocab.NOUNS] + pairs + list(vocab.MOTIONS)
+    phrases = generate_attributes(llm, labels, LabelConfig(num_attributes=num_attributes, max_new_tokens=32))
+
+    def exact(names: list[str], expected: Any) -> float:
+        return float(np.mean([phrases[n] == expected(n)[:num_attributes] for n in names]))
+
+    by_name = vocab.NOUN_BY_NAME
+    scores = {
+        "base_exact": exact(list(vocab.BASE_NOUNS), lambda n: noun_attributes(by_name[n])),
+        "novel_exact": exact(list(vocab.NOVEL_NOUNS), lambda n: noun_attributes(by_name[n])),
+        # the parser drops a phrase equal to the label: "red circle" -> ["red colour", "circle shape"]
+        "colour_shape_exact": exact(pairs, lambda p: [f"{p.split()[0]} colour", f"{p.split()[1]} shape"]),
+    }
+    scores["motion_exact"] = exact(list(vocab.MOTIONS), lambda m: MOTION_PHRASES[m])
+    scores.update(soft_state_probe(llm))
+    return scores, phrases
+
+
+def _leave_one_out(features: np.ndarray, classes: list[str], ridge: float = 1e-2) -> float:
+    """Accuracy of a ridge-regression readout fitted on all rows but one, on the row left out."""
+    x = features - features.mean(axis=0)
+    x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-8
+    names = sorted(set(classes))
+    targets = np.eye(len(names))[[names.index(c) for c in classes]]
+    hits = 0
+    for i in range(len(x)):
+        keep = np.arange(len(x)) != i
+        a = x[keep]
+        weights = a.T @ np.linalg.solve(a @ a.T + ridge * np.eye(len(a)), targets[keep])
+        hits += int(np.argmax(x[i] @ weights) == names.index(classes[i]))
+    return hits / len(x)
+
+
+@torch.no_grad()
+def soft_state_probe(llm: Any) -> dict[str, float]:
+    """How well the LLM's last hidden state of the soft prompt codes a noun's colour and shape.
+
+    Leave-one-noun-out accuracy of a linear readout over the 24 nouns (chance: 1/6 and 1/5): a
+    noun-independent code, which is what lets soft attributes generalise to novel nouns.
+    """
+    from ovmlv.prompts import soft_prompt_ids
+    from ovmlv.toyworld import NOUNS
+
+    states = []
+    for noun in NOUNS:
+        ids = torch.tensor([soft_prompt_ids(llm.tokenizer, noun.name)], device=llm.device)
+        hidden = llm.model.get_decoder()(input_ids=ids).last_hidden_state
+        states.append(hidden[0, -1].float().cpu().numpy())
+    features = np.stack(states)
+    return {
+        "soft_state_colour_loo": _leave_one_out(features, [n.colour for n in NOUNS]),
+        "soft_state_shape_loo": _leave_one_out(features, [n.shape for n in NOUNS]),
+    }
