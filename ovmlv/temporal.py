@@ -17,8 +17,6 @@ from torch import nn
 from .config import TemporalConfig
 from .vision_stages import VisionStages
 
-FRAME_POSITION_STD = 0.5  # of the temporal position table, relative to unit-variance normalised tokens
-
 
 class TemporalAttention(nn.Module):
     """Self-attention across frames for every token position, with a learnable position table."""
@@ -29,16 +27,15 @@ class TemporalAttention(nn.Module):
         self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
         self.frame_position = nn.Parameter(torch.zeros(max_frames, width))
         self.gate = nn.Parameter(torch.zeros(()))
-        # Added after the norm, at the scale of normalised features: frame order must be visible
-        # from the first step (attention without it is blind to order, so left = right).
-        nn.init.trunc_normal_(self.frame_position, std=FRAME_POSITION_STD)
+        nn.init.trunc_normal_(self.frame_position, std=0.02)
 
     def forward(self, tokens: torch.Tensor, num_frames: int) -> torch.Tensor:
         """Ungated temporal update for tokens [B*T, N, W] (same shape out)."""
         bt, n, w = tokens.shape
         b = bt // num_frames
         x = tokens.reshape(b, num_frames, n, w).permute(0, 2, 1, 3)  # [B*T, N, W] -> [B, N, T, W]
-        x = self.norm(x.reshape(b * n, num_frames, w)) + self.frame_position[:num_frames].to(x.dtype)
+        x = x.reshape(b * n, num_frames, w) + self.frame_position[:num_frames].to(x.dtype)
+        x = self.norm(x)
         x, _ = self.attn(x, x, x, need_weights=False)  # [B*N, T, W]
         x = x.reshape(b, n, num_frames, w).permute(0, 2, 1, 3)  # [B*N, T, W] -> [B, T, N, W]
         return x.reshape(bt, n, w)

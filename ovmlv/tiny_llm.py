@@ -7,6 +7,7 @@ small fixed corpus, so any text (non-Latin scripts, emoji) tokenises. Saved with
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -15,7 +16,7 @@ CHAT_TEMPLATE = (
     "{% for message in messages %}<|{{ message['role'] }}|>\n{{ message['content'] }}<|end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 )
-_SPECIAL = ["<|pad|>", "<|bos|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
+SPECIAL_TOKENS = ["<|pad|>", "<|bos|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
 _CORPUS = [
     "Describe the visual attributes of the label as it appears in a video.",
     "List up to five short visual attributes, one per line.",
@@ -25,8 +26,11 @@ _CORPUS = [
 ]
 
 
-def build_tiny_tokenizer():
-    """A PreTrainedTokenizerFast (byte-level BPE, chat template, pad/eos/bos set)."""
+def train_chat_tokenizer(corpus: Iterable[str], vocab_size: int):
+    """A PreTrainedTokenizerFast: byte-level BPE trained on `corpus`, chat template, pad/bos/eos set.
+
+    Byte-level, so any text (non-Latin scripts, emoji) tokenises whatever the corpus held.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -34,12 +38,12 @@ def build_tiny_tokenizer():
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=512,
-        special_tokens=_SPECIAL,
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,  # it would print to stdout (fd level) on every load
     )
-    tok.train_from_iterator(_CORPUS * 4, trainer=trainer)
+    tok.train_from_iterator(corpus, trainer=trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         pad_token="<|pad|>",
@@ -47,6 +51,11 @@ def build_tiny_tokenizer():
         eos_token="<|end|>",
         chat_template=CHAT_TEMPLATE,
     )
+
+
+def build_tiny_tokenizer():
+    """The tiny presets' tokenizer (512 tokens, trained on a small fixed corpus)."""
+    return train_chat_tokenizer(_CORPUS * 4, vocab_size=512)
 
 
 def build_tiny_llm(seed: int = 0, hidden_size: int = 64, layers: int = 2):

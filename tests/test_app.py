@@ -67,13 +67,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_app(folder: Path) -> Iterator[Served]:
-    """Launch app.build_demo with tiny-clip on a free local port; close it afterwards."""
+def serve_app(folder: Path, model: str = "tiny-clip") -> Iterator[Served]:
+    """Launch app.build_demo with `model` on a free local port; close it afterwards."""
     import app
     import ovmlv
 
     classifier = ovmlv.VideoClassifier.from_pretrained(
-        "tiny-clip", device="cpu", label_db_path=None, max_duration_s=MAX_DURATION_S
+        model, device="cpu", label_db_path=None, max_duration_s=MAX_DURATION_S
     )
     encodes: list[str] = []
     encode_video = classifier.encode_video

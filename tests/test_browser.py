@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from test_app import serve_app
 
 pytestmark = pytest.mark.browser

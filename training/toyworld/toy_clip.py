@@ -51,7 +51,7 @@ class ToyClipConfig:
     text_heads: int = 4
     context_length: int = 32  # captions and "a video of <label>" + soft tokens fit easily
     embed_dim: int = 128  # shared embedding width
-    steps: int = 1500  # optimisation steps
+    steps: int = 2000  # optimisation steps
     batch_size: int = 128  # frames per step (and twice as many captions)
     lr: float = 1e-3  # peak AdamW learning rate
     weight_decay: float = 0.05
@@ -60,7 +60,7 @@ class ToyClipConfig:
     noise_max: float = 0.05  # per-frame Gaussian noise std drawn from [0, noise_max]
     chroma_subsample_p: float = 0.5  # fraction of frames seen through yuv420p-like chroma blur
     negatives: int = 2  # perturbed hard-negative captions per frame
-    shape_steps: int = 0  # first steps: captions name shapes only (see captions_for_frame)
+    shape_steps: int = 500  # first steps: captions name shapes only (see captions_for_frame)
     probe_weight: float = 1.0  # weight of the auxiliary attribute-presence probe on image embeddings
     softmax_weight: float = 0.0  # weight of the multi-positive InfoNCE term
     probe_only_steps: int = 0  # first steps train the image tower with the probe alone

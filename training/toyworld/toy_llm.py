@@ -20,13 +20,12 @@ import numpy as np
 import torch
 
 from ovmlv import prompts
-from ovmlv.tiny_llm import CHAT_TEMPLATE
+from ovmlv.tiny_llm import train_chat_tokenizer
 
 from .corpus import chat_examples, definition_documents, tokenizer_corpus
 
 logger = logging.getLogger(__name__)
 
-SPECIAL_TOKENS = ["<|pad|>", "<|bos|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
 IGNORE = -100
 
 
@@ -39,7 +38,7 @@ class ToyLLMConfig:
     layers: int = 4
     heads: int = 4
     intermediate_size: int = 384
-    steps: int = 800  # optimisation steps
+    steps: int = 1000  # optimisation steps
     batch_size: int = 32  # sequences per step
     chat_fraction: float = 0.75  # of each batch: chat answers; the rest are definition documents
     lr: float = 3e-3  # peak AdamW learning rate
@@ -51,26 +50,7 @@ class ToyLLMConfig:
 
 def build_tokenizer(vocab_size: int = 768) -> Any:
     """A PreTrainedTokenizerFast (byte-level BPE trained on the corpus, chat template, pad/bos/eos)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(tokenizer_corpus(), trainer=trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        pad_token="<|pad|>",
-        bos_token="<|bos|>",
-        eos_token="<|end|>",
-        chat_template=CHAT_TEMPLATE,
-    )
+    return train_chat_tokenizer(tokenizer_corpus(), vocab_size)
 
 
 def build_model(cfg: ToyLLMConfig, tokenizer: Any) -> Any:
