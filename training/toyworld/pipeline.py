@@ -176,8 +176,7 @@ def package(out: Path, final: Path, report: dict[str, Any]) -> Path:
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(final, target)
-    for extra in ("eval.json",):
-        (target / extra).unlink(missing_ok=True)
+    (target / "eval.json").unlink(missing_ok=True)  # the trainer's own evaluation (none is configured)
     (target / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     write_checkpoint_readme(target / "README.md", report)
     return target
