@@ -61,6 +61,7 @@ class LabelConfig:
     num_attributes: int = 5  # N: zero-shot attribute phrases per label (0: off)
     max_new_tokens: int = 80  # generation budget for the attribute phrases
     soft_source: str = "llm"  # llm: LLM soft attributes | context: learned context tokens only (ablation)
+    anchor: str = "template"  # e0 of the gate: template (plain zero-shot) | attributes (zero-shot attributes)
     prompt_version: str = "v1"  # bump when prompts change, so cached label embeddings are not reused
 
 

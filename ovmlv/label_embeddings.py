@@ -36,7 +36,7 @@ class LabelEmbedder:
         self.llm_calls += 1
         phrases = self.model.describe_labels(labels)
         if self.model.config.adapter_trained:
-            e0 = self.model.zero_shot_label_embeddings(labels)
+            e0 = self.model.anchor_label_embeddings(labels, phrases)
             both = torch.cat([e0, self.model.soft_embedding(labels)], dim=-1)  # [L, 2D]
         else:
             both = self.model.attribute_label_embeddings(labels, phrases)  # [L, D]

@@ -2,8 +2,9 @@
 
 Video side:  frames [B, T, 3, H, W] -> temporal ViT -> mean over frames -> normalise.
 Label side:  f_t = normalise(e0 + alpha * tanh(h) * (e_soft - e0)) with e0 the zero-shot
-             template embedding and e_soft the embedding with LLM soft tokens; without a
-             trained adapter, e0 averages the template with LLM-written attribute phrases.
+             anchor (the template embedding, or with `labels.anchor = "attributes"` the
+             zero-shot-attribute embedding) and e_soft the embedding with LLM soft tokens;
+             without a trained adapter, labels get the zero-shot attributes (template + phrases).
 Score:       p = sigmoid(exp(logit_scale) * <f_v, f_t> + logit_bias), per label independently.
 """
 
@@ -26,6 +27,7 @@ from .text_tower import TextTower
 from .vision_stages import vision_stages
 
 FROZEN_PREFIXES = ("clip.",)
+ANCHORS = ("template", "attributes")  # what e0, the zero-shot end of the label gate, is
 
 
 class OVMLVModel(nn.Module):
@@ -33,6 +35,8 @@ class OVMLVModel(nn.Module):
 
     def __init__(self, config: ModelConfig, clip: ClipBundle, llm: LLMBundle) -> None:
         super().__init__()
+        if config.labels.anchor not in ANCHORS:
+            raise ValueError(f"labels.anchor must be one of {ANCHORS}, got {config.labels.anchor!r}")
         self.config = config
         self.clip = clip.model
         self.tokenizer = clip.tokenizer
@@ -110,10 +114,29 @@ class OVMLVModel(nn.Module):
         """alpha * tanh(h): how far label embeddings move from zero-shot toward e_soft."""
         return alpha * torch.tanh(self.label_encoder.gate.float())
 
-    def soft_label_embeddings(self, labels: Sequence[str], alpha: float = 1.0) -> torch.Tensor:
+    def anchor_label_embeddings(
+        self, labels: Sequence[str], attributes: dict[str, list[str]] | None = None
+    ) -> torch.Tensor:
+        """e0 [L, D], the zero-shot end of the label gate (`labels.anchor`), normalised.
+
+        "template": the plain template embedding. "attributes": the zero-shot-attribute
+        embedding (DESIGN §2.3; phrases generated here unless `attributes` is given), for
+        backbones whose text tower knows attributes but not the label words themselves.
+        """
+        labels = list(labels)
+        if self.config.labels.anchor == "attributes" and self.config.labels.num_attributes > 0:
+            if attributes is None:
+                attributes = self.describe_labels(labels)
+            return self.attribute_label_embeddings(labels, attributes)
+        return self.zero_shot_label_embeddings(labels)
+
+    def soft_label_embeddings(
+        self, labels: Sequence[str], alpha: float = 1.0, attributes: dict[str, list[str]] | None = None
+    ) -> torch.Tensor:
         """The gated soft-attribute embeddings [L, D] (DESIGN §2.2), normalised."""
         labels = list(labels)
-        e0 = self.zero_shot_label_embeddings(labels)
+        with torch.no_grad():  # the anchor has no trainable part
+            e0 = self.anchor_label_embeddings(labels, attributes)
         gate = self.label_gate(alpha)
         if not torch.is_grad_enabled() and float(gate) == 0.0:
             return e0  # the soft path provably contributes nothing: skip the LLM
@@ -151,7 +174,7 @@ class OVMLVModel(nn.Module):
         """
         labels = list(labels)
         if self.config.adapter_trained:
-            return self.soft_label_embeddings(labels, alpha)
+            return self.soft_label_embeddings(labels, alpha, attributes)
         if attributes is None:
             attributes = self.describe_labels(labels)
         return self.attribute_label_embeddings(labels, attributes)

@@ -1,9 +1,9 @@
 """The training objective of DESIGN §2.4, as a module (DDP synchronises gradients through forward).
 
-Windows are encoded at alpha 0 (frozen frame-wise CLIP) and alpha 1 (tuned) in one pass;
-labels through the soft-attribute path and zero-shot. Then
+Windows are encoded at alpha 0 (frozen frame-wise CLIP, without gradients) and alpha 1 (tuned);
+labels through the soft-attribute path and the zero-shot anchor e0 (`labels.anchor`). Then
     loss = BCE(logits(tuned windows, tuned labels), targets)           (or asymmetric loss)
-         + lambda * [mean(1 - cos(tuned, frozen)) over windows + mean(1 - cos(tuned, zero-shot)) over labels]
+         + lambda * [mean(1 - cos(tuned, frozen)) over windows + mean(1 - cos(tuned, e0)) over labels]
 The distillation keeps the tuned embeddings near the zero-shot ones, which is what keeps
 novel labels (never trained on) working.
 """
@@ -31,10 +31,21 @@ class TrainStep(nn.Module):
         super().__init__()
         self.model = model
         self.cfg = cfg
+        self.phrases: dict[str, list[str]] = {}  # label -> LLM attribute phrases (anchor "attributes")
         # With a trainable vision tower the alpha-0 pass is no longer zero-shot CLIP: keep a frozen copy.
         self.reference_visual = None
         if model.config.train_vision_tower:
             self.reference_visual = copy.deepcopy(model.clip.visual).requires_grad_(False).eval()
+
+    def label_phrases(self, labels: Sequence[str]) -> dict[str, list[str]] | None:
+        """Attribute phrases for an "attributes" anchor, generated once per label (frozen LLM, greedy)."""
+        if self.model.config.labels.anchor != "attributes":
+            return None
+        missing = [label for label in labels if label not in self.phrases]
+        if missing:
+            with torch.no_grad():
+                self.phrases.update(self.model.describe_labels(missing))
+        return {label: self.phrases[label] for label in labels}
 
     def classification_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if self.cfg.kind == "asymmetric":
@@ -57,13 +68,15 @@ class TrainStep(nn.Module):
         """Losses for clips [B, T, 3, S, S] scored against `labels` with targets [B, L]."""
         model = self.model
         if self.reference_visual is None:
-            windows = model.encode_video_alphas(pixels, (0.0, 1.0))  # [2, B, D]: frozen, tuned
-            frozen, tuned = windows[0].detach(), windows[1]
+            with torch.no_grad():  # alpha 0 is frame-wise CLIP: no branch runs, nothing to backpropagate
+                frozen = model.encode_video(pixels, 0.0)
+            tuned = model.encode_video(pixels, 1.0)
         else:
             frozen, tuned = self.frozen_windows(pixels), model.encode_video(pixels, 1.0)
-        label_tuned = model.soft_label_embeddings(labels, 1.0)  # [L, D]
+        phrases = self.label_phrases(labels)
+        label_tuned = model.soft_label_embeddings(labels, 1.0, phrases)  # [L, D]
         with torch.no_grad():
-            label_frozen = model.zero_shot_label_embeddings(labels)
+            label_frozen = model.anchor_label_embeddings(labels, phrases)
         classification = self.classification_loss(model.logits(tuned, label_tuned), label_targets)
         distill_video = distillation_loss(tuned, frozen)
         distill_label = distillation_loss(label_tuned, label_frozen)

@@ -104,9 +104,11 @@ Load it with the `toy` preset (`ovmlv predict clip.mp4 --model toy --labels "lim
 
 Systems: zero-shot label text = the template "a video of <label>" through the toy CLIP;
 zero-shot + LLM attributes = template + the toy LLM's attribute phrases (DESIGN §2.3), no
-training; full method = temporal branch + LLM soft attributes, fine-tuned; the two ablations
-are fine-tuned the same way with the temporal branch removed, or with the LLM replaced by
-learned context tokens shared by all labels. Reversal motions: moving left/right, up/down,
+training; full method = temporal branch + LLM soft attributes, fine-tuned, with the label
+gate anchored at the zero-shot attributes (`labels.anchor: attributes`: alpha = 0 gives that
+system back exactly); the two ablations are fine-tuned the same way with the temporal branch
+removed, or with the LLM replaced by learned context tokens shared by all labels (and the
+plain template as the anchor: no LLM anywhere). Reversal motions: moving left/right, up/down,
 growing/shrinking (time reversals of each other). Chance = how often a label is present.
 
 Targets: {"; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in TARGETS.items())}.
