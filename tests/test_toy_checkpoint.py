@@ -4,8 +4,8 @@
   `local-dir:`, transformers' AutoTokenizer / the library's LLM loader, create_model("toy");
 - its committed ablation numbers are reproduced by evaluating it again on the test set,
   re-rendered from its seed;
-- on the app's example clips, nouns (base and novel) rank the right windows first; motions
-  do not yet (a strict xfail: it starts failing the day they do, so this file gets updated).
+- on the app's example clips, nouns (base and novel) rank the right windows first, and in the
+  app a novel and a base noun cross the threshold exactly where present; motions do not yet (a strict xfail: it starts failing the day they do, so this file gets updated).
 """
 
 from __future__ import annotations
@@ -155,3 +155,5 @@ def test_app_with_the_toy_model_gets_an_example_right(tmp_path):
     for column, label in enumerate(labels):
         present = np.array([row[label] for row in example.truth()])
         assert timeline[present, column].min() > timeline[~present, column].max(), (label, timeline.tolist())
+        # and at the threshold the user set, the timeline says so: above it exactly where present
+        assert np.array_equal(timeline[:, column] > 0.5, present), (label, timeline.tolist())
