@@ -55,7 +55,9 @@ def test_the_gate_moves_from_the_attribute_anchor_toward_e_soft(fresh_tiny):
         e0 = _by_hand(model, LABELS, PHRASES)
         e_soft = model.soft_embedding(LABELS)
         expected = F.normalize(e0 + math.tanh(0.7) * (e_soft - e0), dim=-1)
-        torch.testing.assert_close(model.encode_labels(LABELS, attributes=PHRASES), expected, atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            model.encode_labels(LABELS, attributes=PHRASES), expected, atol=1e-5, rtol=0
+        )
         # alpha = 0 is the zero-shot end: exactly the attribute embedding
         torch.testing.assert_close(
             model.encode_labels(LABELS, alpha=0.0, attributes=PHRASES), e0, atol=1e-5, rtol=0
