@@ -90,9 +90,11 @@ def test_committed_table_is_reproduced(report, tmp_path):
     }
     again = summarise({names[k]: v for k, v in result["systems"].items()})
     for system, row in again.items():
-        # The attribute phrases come from greedy generation, where near-ties can flip between
-        # runs (threaded float sums): 83.5-83.7 base-noun mAP was seen for the same models.
-        tolerance = 1e-2 if system == "zero-shot + LLM attributes" else 2e-3
+        # Two systems go through the LLM-written phrases (the full method's label gate is anchored
+        # at them): greedy generation and threaded float sums vary a little between runs of the
+        # same models (83.5-83.7 base-noun mAP with the earlier LLM; 79.0-79.2 novel here).
+        uses_phrases = system in ("zero-shot + LLM attributes", "full method")
+        tolerance = 1e-2 if uses_phrases else 2e-3
         for column, value in row.items():
             assert value == pytest.approx(report["table"][system][column], abs=tolerance), (system, column)
 
