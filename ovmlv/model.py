@@ -37,6 +37,10 @@ class OVMLVModel(nn.Module):
         super().__init__()
         if config.labels.anchor not in ANCHORS:
             raise ValueError(f"labels.anchor must be one of {ANCHORS}, got {config.labels.anchor!r}")
+        if config.labels.anchor == "attributes" and config.labels.num_attributes <= 0:
+            raise ValueError(
+                "labels.anchor 'attributes' needs labels.num_attributes > 0 (phrases to anchor at)"
+            )
         self.config = config
         self.clip = clip.model
         self.tokenizer = clip.tokenizer
@@ -123,20 +127,22 @@ class OVMLVModel(nn.Module):
         embedding (DESIGN §2.3; phrases generated here unless `attributes` is given), for
         backbones whose text tower knows attributes but not the label words themselves.
         """
-        labels = list(labels)
-        if self.config.labels.anchor == "attributes" and self.config.labels.num_attributes > 0:
-            if attributes is None:
-                attributes = self.describe_labels(labels)
-            return self.attribute_label_embeddings(labels, attributes)
+        if self.config.labels.anchor == "attributes":
+            return self.zero_shot_attribute_embeddings(labels, attributes)
         return self.zero_shot_label_embeddings(labels)
 
     def soft_label_embeddings(
-        self, labels: Sequence[str], alpha: float = 1.0, attributes: dict[str, list[str]] | None = None
+        self, labels: Sequence[str], alpha: float = 1.0, anchor: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """The gated soft-attribute embeddings [L, D] (DESIGN §2.2), normalised."""
+        """The gated soft-attribute embeddings [L, D] (DESIGN §2.2), normalised.
+
+        `anchor`: e0 [L, D] when the caller already has it (it is constant: frozen text tower).
+        """
         labels = list(labels)
-        with torch.no_grad():  # the anchor has no trainable part
-            e0 = self.anchor_label_embeddings(labels, attributes)
+        if anchor is None:
+            with torch.no_grad():  # the anchor has no trainable part
+                anchor = self.anchor_label_embeddings(labels)
+        e0 = anchor
         gate = self.label_gate(alpha)
         if not torch.is_grad_enabled() and float(gate) == 0.0:
             return e0  # the soft path provably contributes nothing: skip the LLM
@@ -147,6 +153,15 @@ class OVMLVModel(nn.Module):
         if self.config.labels.num_attributes <= 0:
             return {label: [] for label in labels}
         return generate_attributes(self._llm, list(labels), self.config.labels)
+
+    def zero_shot_attribute_embeddings(
+        self, labels: Sequence[str], attributes: dict[str, list[str]] | None = None
+    ) -> torch.Tensor:
+        """Zero-shot attributes [L, D] (DESIGN §2.3), writing the phrases unless `attributes` is given."""
+        labels = list(labels)
+        if attributes is None:
+            attributes = self.describe_labels(labels)
+        return self.attribute_label_embeddings(labels, attributes)
 
     def attribute_label_embeddings(
         self, labels: Sequence[str], attributes: dict[str, list[str]]
@@ -174,10 +189,10 @@ class OVMLVModel(nn.Module):
         """
         labels = list(labels)
         if self.config.adapter_trained:
-            return self.soft_label_embeddings(labels, alpha, attributes)
-        if attributes is None:
-            attributes = self.describe_labels(labels)
-        return self.attribute_label_embeddings(labels, attributes)
+            with torch.no_grad():
+                anchor = self.anchor_label_embeddings(labels, attributes)
+            return self.soft_label_embeddings(labels, alpha, anchor)
+        return self.zero_shot_attribute_embeddings(labels, attributes)
 
     # ---- scoring -----------------------------------------------------------------------
     def logits(self, window_embeddings: torch.Tensor, label_embeddings: torch.Tensor) -> torch.Tensor:

@@ -111,3 +111,8 @@ def test_training_distils_toward_the_anchor_and_writes_phrases_once(fresh_tiny, 
 def test_unknown_anchor_is_a_clear_error(fresh_tiny):
     with pytest.raises(ValueError, match="labels.anchor must be one of"):
         fresh_tiny("tiny-clip", overrides={"labels": {"anchor": "wordnet"}})
+
+
+def test_attribute_anchor_without_phrases_is_a_clear_error(fresh_tiny):
+    with pytest.raises(ValueError, match="needs labels.num_attributes > 0"):
+        fresh_tiny("tiny-clip", overrides={"labels": {"anchor": "attributes", "num_attributes": 0}})

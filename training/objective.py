@@ -31,21 +31,21 @@ class TrainStep(nn.Module):
         super().__init__()
         self.model = model
         self.cfg = cfg
-        self.phrases: dict[str, list[str]] = {}  # label -> LLM attribute phrases (anchor "attributes")
+        # label -> e0 row: the frozen text tower (and, for an "attributes" anchor, phrases written
+        # once by the frozen LLM) make it constant, so it is computed once per label, not per step
+        self.anchors: dict[str, torch.Tensor] = {}
         # With a trainable vision tower the alpha-0 pass is no longer zero-shot CLIP: keep a frozen copy.
         self.reference_visual = None
         if model.config.train_vision_tower:
             self.reference_visual = copy.deepcopy(model.clip.visual).requires_grad_(False).eval()
 
-    def label_phrases(self, labels: Sequence[str]) -> dict[str, list[str]] | None:
-        """Attribute phrases for an "attributes" anchor, generated once per label (frozen LLM, greedy)."""
-        if self.model.config.labels.anchor != "attributes":
-            return None
-        missing = [label for label in labels if label not in self.phrases]
+    def label_anchors(self, labels: Sequence[str]) -> torch.Tensor:
+        """e0 [L, D] of `labels` (`labels.anchor`), from the cache or computed once."""
+        missing = [label for label in labels if label not in self.anchors]
         if missing:
             with torch.no_grad():
-                self.phrases.update(self.model.describe_labels(missing))
-        return {label: self.phrases[label] for label in labels}
+                self.anchors.update(zip(missing, self.model.anchor_label_embeddings(missing), strict=True))
+        return torch.stack([self.anchors[label] for label in labels])
 
     def classification_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if self.cfg.kind == "asymmetric":
@@ -73,10 +73,8 @@ class TrainStep(nn.Module):
             tuned = model.encode_video(pixels, 1.0)
         else:
             frozen, tuned = self.frozen_windows(pixels), model.encode_video(pixels, 1.0)
-        phrases = self.label_phrases(labels)
-        label_tuned = model.soft_label_embeddings(labels, 1.0, phrases)  # [L, D]
-        with torch.no_grad():
-            label_frozen = model.anchor_label_embeddings(labels, phrases)
+        label_frozen = self.label_anchors(labels)  # [L, D]
+        label_tuned = model.soft_label_embeddings(labels, 1.0, label_frozen)  # [L, D]
         classification = self.classification_loss(model.logits(tuned, label_tuned), label_targets)
         distill_video = distillation_loss(tuned, frozen)
         distill_label = distillation_loss(label_tuned, label_frozen)
