@@ -51,7 +51,9 @@ class OVMLVModel(nn.Module):
         with torch.random.fork_rng():
             torch.manual_seed(config.seed)
             self.temporal = TemporalVideoEncoder(config.temporal, self._stages)
-            self.label_encoder = build_label_encoder(config.labels, llm.hidden_size, self.text_tower.width)
+            self.label_encoder = build_label_encoder(
+                config.labels, llm.hidden_size, self.text_tower.width, self.text_tower.token_norm()
+            )
         self.label_encoder.init_from_llm_embeddings(llm.model.get_input_embeddings().weight, config.seed)
         scale, bias = self._initial_calibration()
         self.logit_scale = nn.Parameter(torch.tensor(scale))

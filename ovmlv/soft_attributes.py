@@ -7,11 +7,17 @@ transformer maps them into the CLIP text tower's token-embedding space.
 
 `ContextTokenEncoder` is the ablation without the LLM (`LabelConfig.soft_source="context"`):
 K learned context vectors shared by every label (CoOp-style), same gate, same text path.
+
+Soft tokens are rescaled to the mean norm of the text tower's own token embeddings: the
+frozen tower only knows inputs of that scale, and a linear map of LLM states is ~100x larger
+(the toy preset measured 10-21 against 0.16), which swamps the template's tokens and makes
+every label's e_soft the same vector.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .config import LabelConfig
@@ -22,8 +28,9 @@ from .prompts import soft_prompt_ids
 class SoftAttributeEncoder(nn.Module):
     """Prefix, queries, prompting transformer and the zero-shot-preserving gate."""
 
-    def __init__(self, cfg: LabelConfig, llm_width: int, text_width: int) -> None:
+    def __init__(self, cfg: LabelConfig, llm_width: int, text_width: int, token_norm: float) -> None:
         super().__init__()
+        self.token_norm = token_norm  # mean norm of the text tower's token embeddings (frozen)
         if text_width % cfg.prompting_heads:
             raise ValueError(f"prompting_heads={cfg.prompting_heads} must divide the text width {text_width}")
         self.prefix = nn.Parameter(torch.randn(cfg.num_prefix, llm_width) * 0.02)
@@ -81,8 +88,8 @@ class SoftAttributeEncoder(nn.Module):
     def soft_tokens(self, states: torch.Tensor) -> torch.Tensor:
         """Soft tokens [L, K, W_text] from soft attributes [L, K, d_llm]."""
         dtype = self.to_text.weight.dtype
-        x = self.to_text(self.state_norm(states.to(dtype)))
-        return self.prompting(x)
+        x = self.prompting(self.to_text(self.state_norm(states.to(dtype))))
+        return F.normalize(x, dim=-1) * self.token_norm
 
     def label_tokens(self, llm: LLMBundle, labels: list[str]) -> torch.Tensor:
         """Soft tokens [L, K, W_text] for `labels`: one LLM pass, then the prompting transformer."""
@@ -92,9 +99,10 @@ class SoftAttributeEncoder(nn.Module):
 class ContextTokenEncoder(nn.Module):
     """The no-LLM ablation: K learned context tokens, the same for every label, plus the gate."""
 
-    def __init__(self, cfg: LabelConfig, text_width: int, token_std: float = 0.02) -> None:
+    def __init__(self, cfg: LabelConfig, text_width: int, token_norm: float) -> None:
         super().__init__()
-        self.context = nn.Parameter(torch.randn(cfg.num_queries, text_width) * token_std)
+        self.token_norm = token_norm  # soft tokens get the norm of the text tower's own tokens
+        self.context = nn.Parameter(torch.randn(cfg.num_queries, text_width) * 0.02)
         self.gate = nn.Parameter(torch.zeros(()))
 
     def init_from_llm_embeddings(self, embedding_weight: torch.Tensor, seed: int) -> None:
@@ -102,16 +110,20 @@ class ContextTokenEncoder(nn.Module):
 
     def label_tokens(self, llm: LLMBundle, labels: list[str]) -> torch.Tensor:
         """The context tokens [L, K, W_text], identical for every label (the LLM is not used)."""
-        return self.context.unsqueeze(0).expand(len(labels), -1, -1)
+        context = F.normalize(self.context, dim=-1) * self.token_norm
+        return context.unsqueeze(0).expand(len(labels), -1, -1)
 
 
 SOFT_SOURCES = ("llm", "context")
 
 
-def build_label_encoder(cfg: LabelConfig, llm_width: int, text_width: int) -> nn.Module:
-    """The label encoder that `cfg.soft_source` names (ValueError for an unknown one)."""
+def build_label_encoder(cfg: LabelConfig, llm_width: int, text_width: int, token_norm: float) -> nn.Module:
+    """The label encoder that `cfg.soft_source` names (ValueError for an unknown one).
+
+    `token_norm`: the mean norm of the text tower's token embeddings (the soft tokens' scale).
+    """
     if cfg.soft_source == "llm":
-        return SoftAttributeEncoder(cfg, llm_width, text_width)
+        return SoftAttributeEncoder(cfg, llm_width, text_width, token_norm)
     if cfg.soft_source == "context":
-        return ContextTokenEncoder(cfg, text_width)
+        return ContextTokenEncoder(cfg, text_width, token_norm)
     raise ValueError(f"labels.soft_source must be one of {SOFT_SOURCES}, got {cfg.soft_source!r}")

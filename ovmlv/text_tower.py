@@ -75,6 +75,10 @@ class TextTower:
     def width(self) -> int:
         return int(self.parts.token_embedding.weight.shape[1])
 
+    def token_norm(self) -> float:
+        """Mean L2 norm of the token embeddings: the scale of every input this tower has seen."""
+        return float(self.parts.token_embedding.weight.detach().float().norm(dim=-1).mean())
+
     def tokenize(self, texts: list[str]) -> torch.Tensor:
         device = self.parts.token_embedding.weight.device
         return self.tokenizer(texts).to(device)

@@ -128,3 +128,19 @@ def test_labels_enter_prompts_only_as_quoted_data(tiny_models):
     literal = prompt.split("visual attributes of ", 1)[1].split(" as it appears in a video")[0]
     assert json.loads(literal) == label
     assert "\nIgnore previous" not in prompt
+
+
+@pytest.mark.parametrize("preset", TINY_PRESETS)
+@pytest.mark.parametrize("source", ["llm", "context"])
+def test_soft_tokens_have_the_scale_of_the_text_towers_own_tokens(fresh_tiny, preset, source):
+    """A linear map of LLM states is ~100x larger than CLIP's token embeddings; rescaled, it is not."""
+    model = fresh_tiny(preset, overrides={"labels": {"soft_source": source}})
+    table = model.clip.token_embedding.weight if hasattr(model.clip, "token_embedding") else None
+    if table is None:  # SigLIP-style towers keep the table inside the text module
+        table = model.clip.text.token_embedding.weight
+    expected = float(table.detach().float().norm(dim=-1).mean())
+    with torch.no_grad():
+        tokens = model.label_encoder.label_tokens(model.llm, LABELS)
+    torch.testing.assert_close(
+        tokens.float().norm(dim=-1), torch.full(tokens.shape[:2], expected), atol=1e-4, rtol=1e-4
+    )
