@@ -186,6 +186,17 @@ def configure_logging(verbose: bool = False, debug: bool = False) -> None:
     logging.captureWarnings(True)
 
 
+def quiet_library_progress_bars(quiet: bool) -> None:
+    """transformers' "Loading weights" and the Hub's download bars: only on a terminal, never with -q.
+
+    Redirected to a file or a pipe they are noise that hides the one line an error would print.
+    """
+    if quiet or not sys.stderr.isatty():
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+
+
 # ---- predict ------------------------------------------------------------------------------------
 def _labels(args: argparse.Namespace) -> list[str] | None:
     from ovmlv.labels import parse_labels, read_label_file
@@ -432,6 +443,8 @@ def main(argv: list[str] | None = None) -> int:
     debug = getattr(args, "debug", False)
     if args.command != "bench":  # bench's own main configures logging for its progress lines
         configure_logging(getattr(args, "verbose", False), debug)
+    if args.command == "predict":
+        quiet_library_progress_bars(getattr(args, "quiet", False))
     try:
         return _run(args, rest)
     except KeyboardInterrupt:

@@ -316,6 +316,28 @@ def test_console_entry_point_in_a_subprocess(clips, tmp_path):
     assert_one_error(bad.returncode, bad.stderr, "text.mp4")
 
 
+def test_no_weight_loading_bar_when_stderr_is_not_a_terminal(clips, tmp_path):
+    """The toy LLM loads through transformers' from_pretrained, which draws a "Loading weights" bar."""
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "OVMLV_CACHE": str(tmp_path / "cache"),
+        "PYTHONPATH": str(REPO),
+    }
+    args = ["predict", str(clips / "a.mp4"), "--labels", "lime, moving left", "--model", "toy"]
+    good = subprocess.run(
+        [sys.executable, "-m", "ovmlv", *args],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert good.returncode == 0, good.stderr
+    assert good.stderr == ""
+    assert json.loads(good.stdout)["labels"] == ["lime", "moving left"]
+
+
 # ---- batch ----------------------------------------------------------------------------------------------
 def write_manifest(folder: Path) -> Path:
     """Three good clips and two bad files; paths relative to the manifest; one JSONL entry."""
