@@ -54,7 +54,9 @@ def models(tiny_llm_dir):
     assert quantised.quantization == "4bit"
     assert any(isinstance(m, bnb.nn.Linear4bit) for m in quantised.model.modules())
     float_bundle.model = dequantised_reference(quantised.model, float_bundle.model)
-    encoder = SoftAttributeEncoder(LabelConfig(num_prefix=2, num_queries=3, prompting_heads=2), 64, 64)
+    encoder = SoftAttributeEncoder(
+        LabelConfig(num_prefix=2, num_queries=3, prompting_heads=2), 64, 64, token_norm=1.0
+    )
     encoder.init_from_llm_embeddings(float_bundle.model.get_input_embeddings().weight, seed=0)
     return quantised, float_bundle, encoder
 
@@ -88,7 +90,9 @@ def test_trap_exists_without_the_guard_and_the_guard_repairs_it(tiny_llm_dir):
     for module in llm.model.modules():
         if isinstance(module, bnb.nn.Linear4bit):
             module.support_avx512bf16_for_cpu = True  # undo the guard
-    encoder = SoftAttributeEncoder(LabelConfig(num_prefix=2, num_queries=3, prompting_heads=2), 64, 64)
+    encoder = SoftAttributeEncoder(
+        LabelConfig(num_prefix=2, num_queries=3, prompting_heads=2), 64, 64, token_norm=1.0
+    )
     ids = llm.tokenizer("a dog", return_tensors="pt").input_ids
     with torch.no_grad():
         llm.model(input_ids=ids)  # repacks the weights in place
