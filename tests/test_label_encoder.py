@@ -135,10 +135,8 @@ def test_labels_enter_prompts_only_as_quoted_data(tiny_models):
 def test_soft_tokens_have_the_scale_of_the_text_towers_own_tokens(fresh_tiny, preset, source):
     """A linear map of LLM states is ~100x larger than CLIP's token embeddings; rescaled, it is not."""
     model = fresh_tiny(preset, overrides={"labels": {"soft_source": source}})
-    table = model.clip.token_embedding.weight if hasattr(model.clip, "token_embedding") else None
-    if table is None:  # SigLIP-style towers keep the table inside the text module
-        table = model.clip.text.token_embedding.weight
-    expected = float(table.detach().float().norm(dim=-1).mean())
+    text = model.clip if hasattr(model.clip, "token_embedding") else model.clip.text  # SigLIP: inside .text
+    expected = float(text.token_embedding.weight.detach().float().norm(dim=-1).mean())
     with torch.no_grad():
         tokens = model.label_encoder.label_tokens(model.llm, LABELS)
     torch.testing.assert_close(

@@ -92,7 +92,7 @@ def test_committed_table_is_reproduced(report, tmp_path):
     for system, row in again.items():
         # Two systems go through the LLM-written phrases (the full method's label gate is anchored
         # at them): greedy generation and threaded float sums vary a little between runs of the
-        # same models (83.5-83.7 base-noun mAP with the earlier LLM; 79.0-79.2 novel here).
+        # same models (83.5-83.7 base-noun mAP with the earlier LLM; 80.5-80.7 novel for the current checkpoint).
         uses_phrases = system in ("zero-shot + LLM attributes", "full method")
         tolerance = 1e-2 if uses_phrases else 2e-3
         for column, value in row.items():
