@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from ovmlv.toyworld import (
     BASE_NOUNS,
@@ -221,3 +222,35 @@ def test_example_clips_show_what_their_labels_say(tmp_path):
     paths = ensure_example_clips(tmp_path)
     info = probe_video(paths[0][0])
     assert info.width == 64 * UPSCALE and info.duration_s == pytest.approx(3 * SCENE_FRAMES / 8, abs=0.2)
+
+
+class _CentroidImageModel(torch.nn.Module):
+    """A hand-made 'image tower': the centre and size of the saturated (object) pixels, or not."""
+
+    def __init__(self, sees_position: bool) -> None:
+        super().__init__()
+        self.sees_position = sees_position
+
+    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
+        from training.toyworld.toy_clip import MEAN, STD
+
+        rgb = pixels * torch.tensor(STD).view(1, 3, 1, 1) + torch.tensor(MEAN).view(1, 3, 1, 1)
+        mask = (rgb.amax(dim=1) - rgb.amin(dim=1) > 0.25).float()  # [N, S, S] saturated = object
+        area = mask.sum(dim=(1, 2)).clamp(min=1)
+        ys, xs = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+        centre_x = (mask * xs).sum(dim=(1, 2)) / area
+        centre_y = (mask * ys).sum(dim=(1, 2)) / area
+        if not self.sees_position:  # the same numbers, but blind to where: only the area
+            centre_x, centre_y = torch.zeros_like(area), torch.zeros_like(area)
+        constant = torch.full_like(area, 1000.0)  # keeps the normalised features nearly linear
+        return torch.stack([centre_x, centre_y, area.sqrt(), constant], dim=1)
+
+
+def test_position_readout_of_the_toy_clip_check_tells_where_from_blind():
+    from training.toyworld.clip_eval import position_r2
+
+    seeing = position_r2(_CentroidImageModel(True), seed=3, count=600)
+    blind = position_r2(_CentroidImageModel(False), seed=3, count=600)
+    assert seeing["position_x_r2"] > 0.9 and seeing["position_y_r2"] > 0.9 and seeing["size_r2"] > 0.6
+    assert abs(blind["position_x_r2"]) < 0.05 and abs(blind["position_y_r2"]) < 0.05
+    assert blind["size_r2"] > 0.6  # sqrt(area) says how big, less well for rings and crosses
