@@ -230,6 +230,7 @@ def batch_loss(
     CLIP's embedding says how big an object is (held-out R^2 0.6) but not where (R^2 ~0, see
     clip_eval.position_r2); a mean BCE is tiny next to the contrastive sum over ~384 captions,
     and even alone, for 150 steps, this ViT did not learn the layout (loss at the mean-only level).
+    Weighted 100 for all 2000 steps (a development run), it does: R^2 x 0.77, y 0.63.
     """
     features = model.encode_image(pixels)
     contrastive = features.new_zeros(())
