@@ -55,12 +55,16 @@ def held_out_frames(
 
 
 @torch.no_grad()
+def _embed_images(model: torch.nn.Module, frames: np.ndarray) -> torch.Tensor:
+    """Normalised image embeddings [N, D], in chunks of about 128 frames."""
+    chunks = np.array_split(frames, max(1, len(frames) // 128))
+    return F.normalize(torch.cat([model.encode_image(to_pixels(chunk)) for chunk in chunks]), dim=-1)
+
+
+@torch.no_grad()
 def _embed(model: torch.nn.Module, tokenizer, frames: np.ndarray, prompts: list[str]):
-    images = torch.cat(
-        [model.encode_image(to_pixels(chunk)) for chunk in np.array_split(frames, max(1, len(frames) // 128))]
-    )
-    texts = model.encode_text(tokenizer(prompts)) if prompts else images[:0]
-    return F.normalize(images, dim=-1), F.normalize(texts, dim=-1)
+    texts = F.normalize(model.encode_text(tokenizer(prompts)), dim=-1)
+    return _embed_images(model, frames), texts
 
 
 @torch.no_grad()
@@ -117,7 +121,7 @@ def position_r2(model: torch.nn.Module, seed: int, count: int = 2000, size: int 
         if visible:
             frames.append(render_frame(scene, t))
             targets.append([x, y, radius])
-    images, _ = _embed(model, None, np.stack(frames), [])
+    images = _embed_images(model, np.stack(frames))
     design = torch.cat([images, torch.ones(len(images), 1)], dim=1).double()
     truth = torch.tensor(targets, dtype=torch.float64)
     split = int(0.8 * count)
