@@ -1,0 +1,189 @@
+"""Motion diagnostics for the toy world: which side keeps "moving left" from "moving right".
+
+Two checks, used for the analysis in checkpoints/toy/README.md:
+
+- `supervised_motion_probe`, the video side alone: on an ovmlv model, train only the temporal
+  branches and a free linear head on the 8 motion labels (BCE), then report held-out AP per
+  motion. The head's random start gives every motion its own direction, so the probe measures
+  whether the frozen vision tower lets a temporal branch learn a motion at all.
+- `label_pair_cosines`, the label side alone: the cosine between the two labels of each
+  time-reversal pair ("moving left" / "moving right", ...) at every stage of the label encoder.
+  When the two labels of a pair are (nearly) one vector, left-moving and right-moving clips get
+  the same gradient in fine-tuning (their frame-wise embeddings start out alike too), so neither
+  side can start to tell them apart, whatever the video side could learn.
+
+    python -m training.toyworld.motion_probe probe runs/toyworld/base --blocks 0,1,2,3,4,5
+    python -m training.toyworld.motion_probe labels checkpoints/toy
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ovmlv.model import OVMLVModel
+from ovmlv.toyworld import MOTIONS, REVERSED_MOTION, render_clip
+
+logger = logging.getLogger(__name__)
+
+TRAIN_SEED, TEST_SEED = 1_000_000, 2_000_000  # the pipeline's seed-0 train and test seeds
+REVERSAL_PAIRS = tuple((m, REVERSED_MOTION[m]) for m in MOTIONS[::2] if REVERSED_MOTION[m] != m)
+
+
+def motion_clips(
+    model: OVMLVModel, seed: int, count: int, size: int = 64
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`count` rendered clips as normalised pixels [N, T, 3, S, S] and motion targets [N, 8].
+
+    Clips are rendered with 2T frames and every other one is kept (the pipeline's windows do
+    the same: 16 rendered frames, 8 sampled).
+    """
+    from ovmlv.classifier import VideoClassifier
+    from ovmlv.label_db import LabelDB
+
+    frames_per_window = model.num_frames
+    clips = [render_clip(seed + i, num_frames=2 * frames_per_window, size=size) for i in range(count)]
+    pixels = VideoClassifier(model, LabelDB(None), name="probe").preprocess(
+        np.stack([clip.frames[::2] for clip in clips])
+    )
+    targets = torch.tensor([[float(m in clip.labels) for m in MOTIONS] for clip in clips])
+    return pixels.to(model.device, model.dtype), targets.to(model.device)
+
+
+def _average_precision(scores: torch.Tensor, targets: torch.Tensor) -> list[float]:
+    from torchmetrics.functional.classification import multilabel_average_precision
+
+    ap = multilabel_average_precision(
+        scores.float(), targets.long(), num_labels=targets.shape[1], average=None
+    )
+    return [float(a) for a in ap]
+
+
+def supervised_motion_probe(
+    model: OVMLVModel,
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    steps: int = 600,
+    lr: float = 3e-3,
+    gate_lr: float = 5e-2,
+    head_lr: float = 1e-2,
+    batch_size: int = 16,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Held-out AP per motion of the temporal branches + a linear head trained on the motions.
+
+    Only `model.temporal` and the head learn (AdamW, weight decay 0.01, constant learning
+    rates: `lr` for the branches' weights, `gate_lr` for their gates, `head_lr` for the head);
+    the model is left in eval mode, frozen, with its trained branches.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model.requires_grad_(False)
+    model.temporal.requires_grad_(True)
+    pixels, targets = train
+    with torch.no_grad():
+        width = model.encode_video(pixels[:1], 0.0).shape[-1]
+    head = torch.nn.Linear(width, len(MOTIONS)).to(model.device)
+    gates = [branch.gate for branch in model.temporal.branches.values()]
+    weights = [p for p in model.temporal.parameters() if all(p is not g for g in gates)]
+    groups = [{"params": weights, "lr": lr}, {"params": gates, "lr": gate_lr}]
+    optimizer = torch.optim.AdamW(groups + [{"params": head.parameters(), "lr": head_lr}], weight_decay=0.01)
+    model.train()
+    for step in range(steps):
+        batch = torch.randint(0, len(pixels), (batch_size,), generator=generator)
+        logits = head(model.encode_video(pixels[batch], 1.0) * 10)  # x10: unit vectors need a scale
+        loss = F.binary_cross_entropy_with_logits(logits, targets[batch])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if (step + 1) % 100 == 0:
+            logger.info("motion probe step %d/%d loss %.3f", step + 1, steps, loss.item())
+    model.eval().requires_grad_(False)
+    test_pixels, test_targets = test
+    with torch.no_grad():
+        windows = torch.cat([model.encode_video(chunk, 1.0) for chunk in test_pixels.split(64)])
+        scores = head(windows * 10)
+    return dict(zip(MOTIONS, _average_precision(scores, test_targets), strict=True))
+
+
+def _pair_cosines(rows: torch.Tensor, index: dict[str, int], pairs) -> dict[str, float]:
+    flat = F.normalize(rows.flatten(1).float(), dim=-1)
+    return {f"{a} / {b}": float(flat[index[a]] @ flat[index[b]]) for a, b in pairs}
+
+
+@torch.no_grad()
+def label_pair_cosines(
+    model: OVMLVModel, pairs: Sequence[tuple[str, str]] = REVERSAL_PAIRS
+) -> dict[str, dict[str, float]]:
+    """stage -> "a / b" -> cosine, for the stages of the label encoder (see the module docstring).
+
+    Stages: "llm_states" (the K query states, flattened), "soft_tokens", "e_soft", "e0" (the
+    anchor, `labels.anchor`) and "label" (what `encode_labels` returns at alpha 1).
+    """
+    labels = sorted({label for pair in pairs for label in pair})
+    index = {label: i for i, label in enumerate(labels)}
+    encoder = model.label_encoder
+    stages: dict[str, torch.Tensor] = {}
+    if hasattr(encoder, "llm_states"):  # the no-LLM ablation has learned context tokens instead
+        states = encoder.llm_states(model.llm, labels)
+        stages["llm_states"] = states
+        stages["soft_tokens"] = encoder.soft_tokens(states)
+    stages["e_soft"] = model.soft_embedding(labels)
+    stages["e0"] = model.anchor_label_embeddings(labels)
+    stages["label"] = model.encode_labels(labels)
+    return {name: _pair_cosines(rows, index, pairs) for name, rows in stages.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.toyworld.motion_probe", description=__doc__.split("\n")[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    probe = sub.add_parser("probe", help="train temporal branches + a linear head on the motions")
+    probe.add_argument("model", help="an ovmlv checkpoint directory (e.g. OUT/base of a toy-world run)")
+    probe.add_argument(
+        "--blocks", default=None, help="temporal blocks, e.g. 0,1,2,3,4,5 (default: the model's)"
+    )
+    probe.add_argument("--steps", type=int, default=600)
+    probe.add_argument("--lr", type=float, default=3e-3)
+    probe.add_argument("--train-clips", type=int, default=1200)
+    probe.add_argument("--test-clips", type=int, default=400)
+    labels = sub.add_parser("labels", help="cosines between the labels of each time-reversal pair")
+    labels.add_argument("model", help="an ovmlv checkpoint directory or preset")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from ovmlv.errors import OvmlvError
+    from ovmlv.factory import create_model
+
+    overrides = (
+        {"temporal": {"blocks": [int(b) for b in args.blocks.split(",")]}}
+        if args.command == "probe" and args.blocks
+        else None
+    )
+    try:
+        model = create_model(args.model, device="cpu", overrides=overrides)
+    except (OvmlvError, OSError, ValueError) as exc:
+        print(f"error: cannot load {args.model}: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "labels":
+        print(json.dumps(label_pair_cosines(model), indent=2))
+        return 0
+    train = motion_clips(model, TRAIN_SEED, args.train_clips)
+    test = motion_clips(model, TEST_SEED, args.test_clips)
+    result = supervised_motion_probe(model, train, test, steps=args.steps, lr=args.lr)
+    print(json.dumps({k: round(v, 3) for k, v in result.items()}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
