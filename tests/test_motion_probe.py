@@ -81,3 +81,6 @@ def test_cli_reports_a_model_that_does_not_load_in_one_line(capsys, tmp_path):
     assert len(err) == 1 and err[0].startswith(f"error: cannot load {tmp_path / 'missing'}")
     assert main(["probe", "tiny-clip", "--blocks", "0,7", "--steps", "1"]) == 2
     assert "outside the tower" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # argparse: usage and one error line
+        main(["probe", "tiny-clip", "--blocks", "last"])
+    assert exit_info.value.code == 2 and "expected block numbers" in capsys.readouterr().err

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from ovmlv.model import OVMLVModel
 from ovmlv.toyworld import MOTIONS, REVERSED_MOTION, render_clip
+from training.metrics import average_precision
 
 logger = logging.getLogger(__name__)
 
@@ -55,15 +56,6 @@ def motion_clips(
     )
     targets = torch.tensor([[float(m in clip.labels) for m in MOTIONS] for clip in clips])
     return pixels.to(model.device, model.dtype), targets.to(model.device)
-
-
-def _average_precision(scores: torch.Tensor, targets: torch.Tensor) -> list[float]:
-    from torchmetrics.functional.classification import multilabel_average_precision
-
-    ap = multilabel_average_precision(
-        scores.float(), targets.long(), num_labels=targets.shape[1], average=None
-    )
-    return [float(a) for a in ap]
 
 
 def supervised_motion_probe(
@@ -110,7 +102,7 @@ def supervised_motion_probe(
     with torch.no_grad():
         windows = torch.cat([model.encode_video(chunk, 1.0) for chunk in test_pixels.split(64)])
         scores = head(windows * 10)
-    return dict(zip(MOTIONS, _average_precision(scores, test_targets), strict=True))
+    return dict(zip(MOTIONS, average_precision(scores, test_targets).tolist(), strict=True))
 
 
 def _pair_cosines(rows: torch.Tensor, index: dict[str, int], pairs) -> dict[str, float]:
@@ -141,6 +133,13 @@ def label_pair_cosines(
     return {name: _pair_cosines(rows, index, pairs) for name, rows in stages.items()}
 
 
+def _block_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected block numbers like 0,1,2, got {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m training.toyworld.motion_probe", description=__doc__.split("\n")[0]
@@ -149,7 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     probe = sub.add_parser("probe", help="train temporal branches + a linear head on the motions")
     probe.add_argument("model", help="an ovmlv checkpoint directory (e.g. OUT/base of a toy-world run)")
     probe.add_argument(
-        "--blocks", default=None, help="temporal blocks, e.g. 0,1,2,3,4,5 (default: the model's)"
+        "--blocks",
+        type=_block_list,
+        default=None,
+        help="temporal blocks, e.g. 0,1,2,3,4,5 (default: the model's)",
     )
     probe.add_argument("--steps", type=int, default=600)
     probe.add_argument("--lr", type=float, default=3e-3)
@@ -165,11 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     from ovmlv.errors import OvmlvError
     from ovmlv.factory import create_model
 
-    overrides = (
-        {"temporal": {"blocks": [int(b) for b in args.blocks.split(",")]}}
-        if args.command == "probe" and args.blocks
-        else None
-    )
+    overrides = {"temporal": {"blocks": args.blocks}} if args.command == "probe" and args.blocks else None
     try:
         model = create_model(args.model, device="cpu", overrides=overrides)
     except (OvmlvError, OSError, ValueError) as exc:
