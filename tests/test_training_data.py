@@ -256,6 +256,38 @@ def test_train_windows_are_random_but_reproducible(synthetic):
     assert pixels[0].shape == centre[0]["pixels"].shape == (4, 3, 32, 32)
 
 
+def test_frame_cache_gives_the_same_items_and_decodes_each_window_once(monkeypatch, synthetic):
+    """Cached windows equal fresh ones (same window, crop and pixels); the cache stays in its size."""
+    import training.data.dataset as dataset_module
+
+    entries, vocabulary, _ = synthetic
+    reads = []
+    real_read = dataset_module.read_frames
+    monkeypatch.setattr(dataset_module, "read_frames", lambda *a: reads.append(a) or real_read(*a))
+    plain = make_dataset(entries, vocabulary, train=False)
+    cached = WindowDataset(entries, vocabulary, 4, 32, (0.5, 0.4, 0.3), (0.2, 0.3, 0.4), 2.0, False, 0, 1.0)
+    for _ in range(2):  # the second pass reads nothing and still gives the same pixels
+        for i in range(4):
+            assert torch.equal(cached[i]["pixels"], plain[i]["pixels"])
+    assert len(reads) == 4 + 8  # the plain dataset decodes every time, the cached one once per item
+    window_bytes = next(iter(cached.cache.windows.values())).nbytes
+    small = WindowDataset(
+        entries, vocabulary, 4, 32, (0.5,) * 3, (0.2,) * 3, 2.0, False, 0, 2.5 * window_bytes / 2**20
+    )
+    for i in range(4):
+        small[i]
+    assert [key[0] for key in small.cache.windows] == [2, 3] and small.cache.bytes == 2 * window_bytes
+    with torch.random.fork_rng(devices=[]):  # training: a random window and crop per draw, cached or not
+        torch.manual_seed(5)
+        fresh = [make_dataset(entries, vocabulary, train=True)[i]["pixels"] for i in (0, 0, 1)]
+        torch.manual_seed(5)
+        train_cached = WindowDataset(
+            entries, vocabulary, 4, 32, (0.5, 0.4, 0.3), (0.2, 0.3, 0.4), frame_cache_mb=1.0
+        )
+        again = [train_cached[i]["pixels"] for i in (0, 0, 1)]
+    assert all(torch.equal(a, b) for a, b in zip(fresh, again))
+
+
 def test_labels_outside_the_vocabulary_are_an_error():
     with pytest.raises(ValueError, match="not in the vocabulary: 'zebra'"):
         make_dataset([ManifestEntry("a.mp4", ["zebra", "dog"])], ["dog"], train=False)

@@ -54,6 +54,7 @@ class DataSection:
     eval_baselines: list[str] = field(default_factory=lambda: ["none", "zero-shot"])  # systems evaluated
     window_s: float = 2.0  # seconds per training window
     num_workers: int = 4  # DataLoader worker processes per training process
+    frame_cache_mb: float = 0.0  # decoded windows kept in memory (only useful with num_workers 0); 0: none
     synthetic_clips: int = 0  # > 0: generate this many synthetic clips into run_dir/data and train on them
     synthetic_eval_clips: int = 0  # > 0: also generate an evaluation set (replaces eval_manifest)
 

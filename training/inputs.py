@@ -179,6 +179,7 @@ def train_loader(
         window_s=cfg.data.window_s,
         train=True,
         seed=cfg.seed,
+        frame_cache_mb=cfg.data.frame_cache_mb,
     )
     return DataLoader(
         SeededItems(windows, cfg.seed),

@@ -10,12 +10,19 @@ frame sources (decord first where ``probe_video`` says so, PyAV as the fallback)
 opens and closes its file: nothing is held between calls, so the dataset works in DataLoader
 worker processes. An unreadable video gives ``None`` (with a warning) and ``collate_windows``
 drops and counts it.
+
+With ``frame_cache_mb`` > 0 a dataset keeps the decoded windows it has read (uint8, before the
+crop) in a least-recently-used cache of that size, keyed by entry and frame times: for a small
+dataset read for many epochs in the training process itself (``num_workers: 0``), each clip is
+decoded once instead of once per epoch. Worker processes are restarted every epoch, so there
+the cache would only cost memory.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -116,6 +123,31 @@ def random_crop_box(height: int, width: int, generator: torch.Generator) -> tupl
     return (height - crop_h) // 2, (width - crop_w) // 2, crop_h, crop_w
 
 
+class FrameCache:
+    """Decoded windows by key, at most `max_bytes` of frames (least recently used dropped first)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes, self.bytes = max_bytes, 0
+        self.windows: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self.infos: dict[int, VideoInfo] = {}  # entry -> its probe result, once a window of it was cached
+
+    def get(self, key: tuple) -> np.ndarray | None:
+        frames = self.windows.get(key)
+        if frames is not None:
+            self.windows.move_to_end(key)
+        return frames
+
+    def put(self, key: tuple, frames: np.ndarray, index: int, info: VideoInfo) -> None:
+        if frames.nbytes > self.max_bytes:
+            return
+        self.windows[key] = frames
+        self.infos[index] = info
+        self.bytes += frames.nbytes
+        while self.bytes > self.max_bytes:
+            _, dropped = self.windows.popitem(last=False)
+            self.bytes -= dropped.nbytes
+
+
 class WindowDataset(Dataset):
     """One window per manifest entry: ``dict(pixels [T,3,S,S], targets [V], index)`` or None (see module)."""
 
@@ -130,6 +162,7 @@ class WindowDataset(Dataset):
         window_s: float = 2.0,
         train: bool = True,
         seed: int = 0,
+        frame_cache_mb: float = 0.0,
     ) -> None:
         """Build the dataset.
 
@@ -143,6 +176,7 @@ class WindowDataset(Dataset):
             window_s: window length in seconds.
             train: random window and crop (True) or centre window and crop (False).
             seed: mixed with torch's global RNG into each item's random window and crop.
+            frame_cache_mb: memory for decoded windows (see the module docstring); 0: none.
         """
         self.entries = list(entries)
         self.vocabulary = list(vocabulary)
@@ -155,6 +189,7 @@ class WindowDataset(Dataset):
         self.train, self.seed = train, seed
         self._mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
         self._std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+        self.cache = FrameCache(int(frame_cache_mb * 2**20))
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -179,9 +214,14 @@ class WindowDataset(Dataset):
         entry = self.entries[index]
         generator = self._generator() if self.train else None
         try:
-            info = probe_video(entry.video, max_duration_s=None)
+            info = self.cache.infos.get(index) or probe_video(entry.video, max_duration_s=None)
             start, end = choose_window(info.duration_s, self.window_s, entry.start, entry.end, generator)
-            frames = read_frames(info, sample_times(start, end, self.num_frames), self.image_size)
+            times = sample_times(start, end, self.num_frames)
+            key = (index, *np.round(times, 6).tolist())
+            frames = self.cache.get(key)
+            if frames is None:
+                frames = read_frames(info, times, self.image_size)
+                self.cache.put(key, frames, index, info)
         except (VideoDecodeError, OSError) as exc:
             logger.warning("skipping entry %d: %s", index, exc)
             return None
