@@ -154,21 +154,35 @@ def test_render_dataset_writes_a_manifest(tmp_path):
 
 
 def test_captions_never_name_nouns_or_motions_and_truth_is_exact():
-    from training.toyworld.captions import Caption, captions_for_frame, is_true
+    from training.toyworld.captions import Caption, Descriptor, captions_for_frame, is_true, seen_object
 
-    banned = {n.name for n in NOUNS} | {n.plural for n in NOUNS} | {"moving", "growing", "blinking", "still"}
+    banned = {n.name for n in NOUNS} | {n.plural for n in NOUNS}
+    banned |= {"moving", "growing", "shrinking", "blinking", "still"}
     rng = np.random.default_rng(0)
+    stated = set()
     for _ in range(300):
         objects = [
-            (c, s) for c, s in zip(rng.permutation(list(COLOURS))[:2], rng.permutation(list(SHAPES))[:2])
+            seen_object(c, s, *rng.uniform(4, 60, size=2), rng.uniform(3.9, 12.6), 64)
+            for c, s in zip(rng.permutation(list(COLOURS))[:2], rng.permutation(list(SHAPES))[:2])
         ]
         positive, *negatives = captions_for_frame(objects, rng, negatives=2)
         assert is_true(positive, objects)
         for caption in [positive, *negatives]:
             assert not banned & set(caption.text.replace(",", " ").split())
-    red_circle = Caption("a red circle", (("red", "circle"),))
-    assert is_true(red_circle, [("blue", "square"), ("red", "circle")])
-    assert not is_true(red_circle, [("red", "square"), ("blue", "circle")])  # binding matters
+        stated |= {fact for d in positive.descriptors for fact in d.facts}
+    assert stated == {"left", "right", "top", "bottom", "big", "small"}
+    # hand-made frame: a big red circle at the top left, a small blue square at the bottom right
+    frame = [seen_object("blue", "square", 56, 56, 5, 64), seen_object("red", "circle", 8, 8, 11, 64)]
+    assert frame[1].facts == {"left", "top", "big"} and frame[1].clear == ("left", "top", "big")
+    assert seen_object("red", "circle", 34, 20, 7, 64).clear == ("top",)  # near the midline: unstated
+    red_circle = Caption("a red circle", (Descriptor("red", "circle"),))
+    assert is_true(red_circle, frame)
+    assert not is_true(
+        red_circle, [seen_object("red", "square", 8, 8, 8, 64), seen_object("blue", "circle", 56, 8, 8, 64)]
+    )
+    assert is_true(Caption("", (Descriptor("red", None, ("left", "big")),)), frame)
+    assert not is_true(Caption("", (Descriptor("red", None, ("right",)),)), frame)  # the place binds too
+    assert not is_true(Caption("", (Descriptor(None, "square", ("big",)),)), frame)
 
 
 def test_corpus_defines_every_noun_in_every_format():
@@ -254,3 +268,40 @@ def test_position_readout_of_the_toy_clip_check_tells_where_from_blind():
     assert seeing["position_x_r2"] > 0.9 and seeing["position_y_r2"] > 0.9 and seeing["size_r2"] > 0.6
     assert abs(blind["position_x_r2"]) < 0.05 and abs(blind["position_y_r2"]) < 0.05
     assert blind["size_r2"] > 0.6  # sqrt(area) says how big, less well for rings and crosses
+
+
+def test_truth_matrix_matches_is_true_and_binding_negatives_swap_colours():
+    from training.toyworld.captions import BINDING_P, captions_for_frame, is_true, seen_object, truth_matrix
+
+    rng = np.random.default_rng(3)
+    frames = []
+    for _ in range(60):  # 0-3 objects, colours and shapes may repeat
+        count = int(rng.integers(0, 4))
+        frames.append(
+            [
+                seen_object(
+                    str(rng.choice(list(COLOURS))),
+                    str(rng.choice(list(SHAPES))),
+                    *rng.uniform(4, 60, 2),
+                    rng.uniform(3.9, 12.6),
+                    64,
+                )
+                for _ in range(count)
+            ]
+        )
+    captions = [c for objects in frames for c in captions_for_frame(objects, rng, negatives=2)]
+    truth = truth_matrix(captions, frames)
+    reference = np.array([[float(is_true(c, objects)) for c in captions] for objects in frames])
+    np.testing.assert_array_equal(truth, reference)
+    assert 0.05 < truth.mean() < 0.95  # both outcomes occur
+    # a red circle and a blue square: about BINDING_P of the last negatives are the colour swap
+    frame = [seen_object("red", "circle", 10, 10, 8, 64), seen_object("blue", "square", 50, 50, 8, 64)]
+    swaps = 0
+    for _ in range(400):
+        last = captions_for_frame(frame, rng, negatives=2)[-1]
+        swaps += set(last.descriptors) == {("blue", "circle", ()), ("red", "square", ())}
+        assert not is_true(last, frame) or set(last.descriptors) != {
+            ("blue", "circle", ()),
+            ("red", "square", ()),
+        }
+    assert abs(swaps / 400 - BINDING_P) < 0.1

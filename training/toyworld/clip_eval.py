@@ -8,6 +8,9 @@
   red circle and a blue square), how often "a red circle" outscores "a red square" and "a
   blue square" outscores "a blue circle". A bag of attributes that ignores which colour goes
   with which shape scores 50%: one of the two comparisons is then won, the other lost;
+- place / size accuracy: frames with one visible object clearly on one side (or clearly big or
+  small), how often "something on the left" outscores "something on the right" when it is on
+  the left, and so on for top/bottom and big/small (chance: 50%);
 - position / size R^2: 2000 frames with one visible object, a least-squares linear readout of the
   object's centre (x, y) and radius from the image embedding, fitted on 80% of the frames and
   scored (R^2) on the rest. Near 0 means the embedding does not say where the object is: then
@@ -23,6 +26,7 @@ import torch.nn.functional as F
 
 from ovmlv.toyworld import COLOURS, SHAPES, object_state, render_frame, sample_scene
 
+from .captions import OPPOSITE, PLACES, Seen, seen_object
 from .toy_clip import to_pixels
 
 
@@ -38,14 +42,18 @@ def average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
 
 def held_out_frames(
     seed: int, count: int, num_objects: tuple[int, int], size: int = 64, num_frames: int = 16
-) -> tuple[np.ndarray, list[list[tuple[str, str]]]]:
-    """Frames (uint8 [N, S, S, 3], light noise) with their visible (colour, shape) objects."""
+) -> tuple[np.ndarray, list[list[Seen]]]:
+    """Frames (uint8 [N, S, S, 3], light noise) with their visible objects."""
     rng = np.random.default_rng(seed)
     frames, visible = [], []
     while len(frames) < count:
         scene = sample_scene(int(rng.integers(2**31)), num_frames, size, num_objects)
         t = int(rng.integers(num_frames))
-        objects = [(o.colour, o.shape) for o in scene.objects if object_state(o, t, num_frames)[3]]
+        objects = []
+        for obj in scene.objects:
+            x, y, radius, visible_now = object_state(obj, t, num_frames)
+            if visible_now:
+                objects.append(seen_object(obj.colour, obj.shape, x, y, radius, size))
         if len(objects) < num_objects[0]:
             continue
         image = render_frame(scene, t) + rng.normal(0, 0.03 * 255, size=(size, size, 3))
@@ -92,20 +100,46 @@ def evaluate_toy_clip(
     frames, visible = held_out_frames(seed + 1, count, (2, 3))
     images, texts = _embed(model, tokenizer, frames, [f"a {c} {s}" for c, s in combos])
     sims = (images @ texts.T).numpy()
-    targets = np.array([[float(pair in v) for pair in combos] for v in visible])
+    targets = np.array([[float(pair in [o[:2] for o in v]) for pair in combos] for v in visible])
     aps = [average_precision(sims[:, j], targets[:, j]) for j in range(len(combos))]
     results["multi_object_map"] = float(np.nanmean(aps))
     wins, total = 0, 0
     for row, objects in zip(sims, visible):
-        (c1, s1), (c2, s2) = objects[0], objects[1]
+        (c1, s1), (c2, s2) = objects[0][:2], objects[1][:2]
         if len(objects) != 2 or c1 == c2 or s1 == s2:
             continue
         score = {pair: row[combos.index(pair)] for pair in ((c1, s1), (c2, s2), (c1, s2), (c2, s1))}
         wins += int(score[(c1, s1)] > score[(c1, s2)]) + int(score[(c2, s2)] > score[(c2, s1)])
         total += 2
     results["binding_acc"] = wins / max(1, total)
-    results.update(position_r2(model, seed + 2))
+    results.update(fact_accuracy(model, tokenizer, count, seed + 2))
+    results.update(position_r2(model, seed + 3))
     return results
+
+
+FACT_PROMPTS = {
+    "left": "something on the left",
+    "right": "something on the right",
+    "top": "something at the top",
+    "bottom": "something at the bottom",
+    "big": "something big",
+    "small": "something small",
+}
+
+
+@torch.no_grad()
+def fact_accuracy(model: torch.nn.Module, tokenizer, count: int, seed: int) -> dict[str, float]:
+    """Place and size accuracy on one-object frames where the fact is clear (see the docstring)."""
+    frames, visible = held_out_frames(seed, count, (1, 1))
+    names = list(FACT_PROMPTS)
+    images, texts = _embed(model, tokenizer, frames, [FACT_PROMPTS[n] for n in names])
+    sims = (images @ texts.T).numpy()
+    wins = {"place_acc": [], "size_acc": []}
+    for row, objects in zip(sims, visible):
+        for fact in objects[0].clear:
+            key = "place_acc" if fact in PLACES else "size_acc"
+            wins[key].append(float(row[names.index(fact)] > row[names.index(OPPOSITE[fact])]))
+    return {key: float(np.mean(v)) if v else float("nan") for key, v in wins.items()}
 
 
 @torch.no_grad()

@@ -4,8 +4,8 @@ Three kinds of examples, all generated from the vocabulary:
 - definitions in varied phrasings ("a tomato is a red circle", "tomatoes are red and round",
   "the colour of a tomato is red"...), for base AND novel nouns, plus colour/shape/motion facts;
 - answers to `ovmlv.prompts.ATTRIBUTE_INSTRUCTION` (numbered phrase lists such as
-  "1. red circle\n2. red colour\n3. circle shape") for nouns, their plurals and capitalised
-  forms, "colour shape" pairs, single colours and shapes, and motions;
+  "1. red circle\n2. a circle that is red\n3. a red circle shape") for nouns, their plurals
+  and capitalised forms, "colour shape" pairs, single colours and shapes, and motions;
 - answers to `ovmlv.prompts.SOFT_INSTRUCTION` ("red circle. a tomato appears as a red circle."
   and "circle, red. a tomato appears as a red circle.", see `soft_answers`).
 The chat examples go through the tokenizer's chat template exactly as `ovmlv.prompts` builds
@@ -28,13 +28,15 @@ SHAPE_PLURALS = {
     "cross": "crosses",
     "ring": "rings",
 }
+# What the toy LLM says about motions, in the toy CLIP's words where it has them (place and
+# size words: "left", "at the top", "big"); how a thing moves is never in a CLIP caption.
 MOTION_PHRASES = {
-    vocab.MOVING_LEFT: ["an object moving to the left", "it travels from right to left"],
-    vocab.MOVING_RIGHT: ["an object moving to the right", "it travels from left to right"],
-    vocab.MOVING_UP: ["an object moving upward", "it travels from bottom to top"],
-    vocab.MOVING_DOWN: ["an object moving downward", "it travels from top to bottom"],
-    vocab.GROWING: ["an object getting bigger", "its size increases over time"],
-    vocab.SHRINKING: ["an object getting smaller", "its size decreases over time"],
+    vocab.MOVING_LEFT: ["an object moving to the left", "it ends on the left"],
+    vocab.MOVING_RIGHT: ["an object moving to the right", "it ends on the right"],
+    vocab.MOVING_UP: ["an object moving up to the top", "it ends at the top"],
+    vocab.MOVING_DOWN: ["an object moving down to the bottom", "it ends at the bottom"],
+    vocab.GROWING: ["an object that becomes big", "it ends big"],
+    vocab.SHRINKING: ["an object that becomes small", "it ends small"],
     vocab.BLINKING: ["an object appearing and disappearing", "it flashes on and off"],
     vocab.STILL: ["an object that does not move", "it stays in the same place"],
 }
@@ -70,8 +72,13 @@ class ChatExample:
 
 
 def noun_attributes(noun: vocab.Noun) -> list[str]:
-    """The phrases the toy LLM lists for a noun: "red circle", "red colour", "circle shape"."""
-    return [f"{noun.colour} {noun.shape}", f"{noun.colour} colour", f"{noun.shape} shape"]
+    """The phrases the toy LLM lists for a noun: "red circle", "a circle that is red", "a red
+    circle shape": each names colour AND shape. With "red colour" and "circle shape" as two of the
+    three, the zero-shot-attribute embedding was mostly colour alone plus shape alone, which a
+    scene with a red square and a blue circle also matches (novel nouns 78.7 instead of 81.1 at
+    zero shot, same toy CLIP)."""
+    c, s = noun.colour, noun.shape
+    return [f"{c} {s}", f"a {s} that is {c}", f"a {c} {s} shape"]
 
 
 def soft_answers(sentence: str, colour: str | None, shape: str | None) -> list[str]:

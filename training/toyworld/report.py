@@ -83,9 +83,11 @@ def write_checkpoint_readme(path: Path, report: dict[str, Any]) -> Path:
     text = f"""# toy: the toy world's trained ovmlv model
 
 Trained from nothing on a CPU by `python -m training.toyworld` (DESIGN §6): a toy CLIP that saw
-only attribute captions ("a red circle and a blue square"), a toy LLM that read definitions of
-every noun ("a lime is a green circle"), then open-vocabulary fine-tuning with `training/` on
-clips labelled with base nouns and motions only. Novel nouns ({", ".join(GROUPS["novel_nouns"])})
+single frames with captions of colours, shapes, places and sizes only ("a red circle on the
+left and a big blue square"; never a noun or a motion word), a toy LLM that read definitions of
+every noun and motion ("a lime is a green circle", "when something is moving left, it ends on
+the left"), then open-vocabulary fine-tuning with `training/` on clips labelled with base nouns
+and motions only. Novel nouns ({", ".join(GROUPS["novel_nouns"])})
 never appear as training labels.
 
 Load it with the `toy` preset (`ovmlv predict clip.mp4 --model toy --labels "lime, moving left"`,

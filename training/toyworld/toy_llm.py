@@ -38,7 +38,7 @@ class ToyLLMConfig:
     layers: int = 4
     heads: int = 4
     intermediate_size: int = 384
-    steps: int = 2000  # optimisation steps (1000 left the shape of a noun undecodable from the soft prompt)
+    steps: int = 1800  # optimisation steps (1000 left the shape of a noun undecodable from the soft prompt)
     batch_size: int = 32  # sequences per step
     chat_fraction: float = 0.75  # of each batch: chat answers; the rest are definition documents
     lr: float = 3e-3  # peak AdamW learning rate
