@@ -223,6 +223,41 @@ def test_layout_probe_target_is_the_covered_fraction_of_each_cell():
     assert cells[2, 0] > 0.3 and cells[0].sum() == 0 and cells[:, 2:].sum() == 0  # left, third row
 
 
+def test_size_jitter_redraws_one_object_still_at_every_size_inside_the_frame():
+    from dataclasses import replace
+
+    from ovmlv.toyworld import object_state
+    from ovmlv.toyworld.render import RADIUS_RANGE, SCALE_RANGE
+    from training.toyworld.captions import SIZES
+    from training.toyworld.toy_clip import ToyClipConfig, resized_still, sample_frames
+
+    obj = ToyObject("red", "square", "brick", "moving right", x=10.0, y=30.0, radius=8.0, travel=40.0)
+    scene = ToyScene((obj,), 64, 16, np.zeros((64, 64, 3), dtype=np.uint8))
+    rng = np.random.default_rng(0)
+    radii = []
+    for t in (0, 15):
+        for _ in range(200):
+            (still,) = resized_still(scene, t, 16, rng).objects
+            x, y, radius, visible = object_state(still, 5, 16)  # still: the same at every frame
+            assert visible and still.motion == "still" and object_state(still, 0, 16)[:3] == (x, y, radius)
+            assert radius + 1.0 <= x <= 64 - radius - 1.0 and radius + 1.0 <= y <= 64 - radius - 1.0
+            assert x == pytest.approx(
+                np.clip(10.0 + 40.0 * t / 15, radius + 1.0, 63.0 - radius)
+            )  # where it was
+            radii.append(radius)
+    low, high = RADIUS_RANGE[0] * SCALE_RANGE[0], RADIUS_RANGE[1] * SCALE_RANGE[1]
+    assert low <= min(radii) < low + 0.5 and high - 0.5 < max(radii) <= high
+
+    # in training frames, clear sizes (the only frames whose captions may say "big" or "small")
+    # become about twice as common
+    def clear_sizes(cfg):
+        _, visible, _ = sample_frames(np.random.default_rng(1), 600, cfg)
+        return sum(fact in SIZES for objects in visible for seen in objects for fact in seen.clear)
+
+    plain, jittered = clear_sizes(ToyClipConfig()), clear_sizes(replace(ToyClipConfig(), size_jitter_p=0.6))
+    assert jittered > 1.5 * plain > 0
+
+
 def test_example_clips_show_what_their_labels_say(tmp_path):
     from examples.clips import EXAMPLES, SCENE_FRAMES, UPSCALE, ensure_example_clips
     from ovmlv.decode import probe_video

@@ -183,6 +183,31 @@ def test_objective_at_initialisation_is_zero_shot_classification(own_tiny_model,
     model.zero_grad(set_to_none=True)  # the gradients are the only state this test leaves behind
 
 
+def test_label_distillation_can_have_its_own_weight(fresh_tiny):
+    from training.config import LossSection
+
+    from conftest import random_frames
+
+    model = fresh_tiny("tiny-clip")
+    with torch.no_grad():  # open the gates, so that both distillation terms are non-zero
+        for branch in model.temporal.branches.values():
+            branch.gate.fill_(0.5)
+        model.label_encoder.gate.fill_(0.5)
+    pixels = random_frames(2, model.num_frames, model.image_size)
+    labels, targets = ["red circle", "blue square"], torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    with torch.no_grad():
+        own = TrainStep(model, LossSection(distill_weight=0.5, label_distill_weight=3.0))(
+            pixels, labels, targets
+        )
+        shared = TrainStep(model, LossSection(distill_weight=0.5))(pixels, labels, targets)
+    assert own["distill_video"].item() > 1e-4 and own["distill_label"].item() > 1e-4
+    expected = own["classification"] + 0.5 * own["distill_video"] + 3.0 * own["distill_label"]
+    torch.testing.assert_close(own["loss"], expected)
+    expected = shared["classification"] + 0.5 * (shared["distill_video"] + shared["distill_label"])
+    torch.testing.assert_close(shared["loss"], expected)
+    torch.testing.assert_close(shared["distill_label"], own["distill_label"])
+
+
 def test_vision_tower_option_distils_toward_a_frozen_copy(fresh_tiny):
     from training.config import LossSection
 

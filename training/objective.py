@@ -78,5 +78,9 @@ class TrainStep(nn.Module):
         classification = self.classification_loss(model.logits(tuned, label_tuned), label_targets)
         distill_video = distillation_loss(tuned, frozen)
         distill_label = distillation_loss(label_tuned, label_frozen)
-        loss = classification + self.cfg.distill_weight * (distill_video + distill_label)
+        if self.cfg.label_distill_weight is None:
+            loss = classification + self.cfg.distill_weight * (distill_video + distill_label)
+        else:  # the labels' own weight: how far label embeddings may leave their anchors
+            distill = self.cfg.distill_weight * distill_video + self.cfg.label_distill_weight * distill_label
+            loss = classification + distill
         return dict(zip(LOSS_NAMES, (loss, classification, distill_video, distill_label), strict=True))

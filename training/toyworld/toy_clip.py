@@ -13,6 +13,7 @@ open_clip_model.safetensors) that `open_clip.create_model("local-dir:DIR")` and
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -27,7 +28,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ovmlv.toyworld import COLOURS, SHAPES, object_mask, object_state, render_frame, sample_scene
+from ovmlv.toyworld import COLOURS, SHAPES, ToyScene, object_mask, object_state, render_frame, sample_scene
+from ovmlv.toyworld.render import RADIUS_RANGE, SCALE_RANGE
+from ovmlv.toyworld.vocabulary import STILL
 
 from .captions import Caption, Seen, captions_for_frame, seen_object, truth_matrix
 
@@ -67,6 +70,8 @@ class ToyClipConfig:
     softmax_weight: float = 0.0  # weight of the multi-positive InfoNCE term
     probe_only_steps: int = 0  # first steps train the image tower with the probe alone
     single_object_p: float = 0.5  # frames drawn from one-object scenes (the rest: 1-3 objects)
+    size_jitter_p: float = 0.0  # one-object frames whose object is redrawn at a radius from the whole
+    # growing/shrinking range (so "big" and "small" are clear in more than the ends of those clips)
     layout_weight: float = 100.0  # weight of the layout probe (object coverage of a 4x4 grid); at 1.0 it
     # was lost next to the contrastive sum: the embedding did not say where things are (R^2 x ~0)
     pool_type: str = "tok"  # open_clip's image pooling: "tok" (class token, as CLIP) or "avg" (patch mean)
@@ -125,6 +130,18 @@ def layout(scene, t: int, num_frames: int, grid: int = LAYOUT_GRID) -> np.ndarra
     return covered.reshape(grid, cell, grid, cell).mean(axis=(1, 3)).astype(np.float32).ravel()
 
 
+def resized_still(scene: ToyScene, t: int, num_frames: int, rng: np.random.Generator) -> ToyScene:
+    """The one-object `scene` with its object still where it is at frame `t`, redrawn at a radius
+    anywhere from the smallest shrinking to the largest growing size (kept inside the frame)."""
+    (obj,) = scene.objects
+    x, y, _, _ = object_state(obj, t, num_frames)
+    low, high = RADIUS_RANGE[0] * SCALE_RANGE[0], RADIUS_RANGE[1] * SCALE_RANGE[1]
+    radius = float(rng.uniform(low, high)) * scene.size / 64.0
+    x, y = (float(np.clip(v, radius + 1.0, scene.size - radius - 1.0)) for v in (x, y))
+    still = dataclasses.replace(obj, motion=STILL, x=x, y=y, radius=radius, travel=0.0)
+    return dataclasses.replace(scene, objects=(still,))
+
+
 def sample_frames(
     rng: np.random.Generator, count: int, cfg: ToyClipConfig, num_frames: int = 16
 ) -> tuple[np.ndarray, list[list[Seen]], np.ndarray]:
@@ -136,6 +153,8 @@ def sample_frames(
             int(rng.integers(2**31)), num_frames, cfg.image_size, objects_range, rng.random() < 0.9
         )
         t = int(rng.integers(num_frames))
+        if cfg.size_jitter_p and len(scene.objects) == 1 and rng.random() < cfg.size_jitter_p:
+            scene = resized_still(scene, t, num_frames, rng)
         objects = []
         for obj in scene.objects:
             x, y, radius, visible_now = object_state(obj, t, num_frames)
