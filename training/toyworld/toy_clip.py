@@ -71,7 +71,8 @@ class ToyClipConfig:
     probe_only_steps: int = 0  # first steps train the image tower with the probe alone
     single_object_p: float = 0.5  # frames drawn from one-object scenes (the rest: 1-3 objects)
     size_jitter_p: float = 0.0  # one-object frames whose object is redrawn at a radius from the whole
-    # growing/shrinking range (so "big" and "small" are clear in more than the ends of those clips)
+    # growing/shrinking range (so "big" and "small" are clear in more than the ends of those clips);
+    # 0.6: size words 100% right instead of 61%, reversal motions 65.0, but novel nouns 78.9
     layout_weight: float = 100.0  # weight of the layout probe (object coverage of a 4x4 grid); at 1.0 it
     # was lost next to the contrastive sum: the embedding did not say where things are (R^2 x ~0)
     pool_type: str = "tok"  # open_clip's image pooling: "tok" (class token, as CLIP) or "avg" (patch mean)
