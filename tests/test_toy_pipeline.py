@@ -65,11 +65,13 @@ def test_packaged_model_is_the_evaluated_one_and_loads_alone(quick_run, tmp_path
     from ovmlv.label_db import LabelDB
     from training.data.manifest import read_manifest, read_split, read_vocabulary
     from training.evaluate import evaluate
+    from training.toyworld.pipeline import toy_model_config
 
     packaged = shutil.copytree(quick_run / "toy", tmp_path / "toy")  # nothing outside it is needed
     assert {p.name for p in packaged.iterdir()} >= {"config.json", "model.safetensors", "open_clip", "llm"}
     model = create_model(packaged, device="cpu", dtype=torch.float32)
-    assert model.config.adapter_trained and len(model.temporal.branches) == 2
+    blocks = toy_model_config()["temporal"]["blocks"]
+    assert model.config.adapter_trained and sorted(int(b) for b in model.temporal.branches) == blocks
     direct = open_clip.create_model(f"local-dir:{packaged / 'open_clip'}")
     for name, tensor in direct.state_dict().items():
         assert torch.equal(tensor, model.clip.state_dict()[name])
@@ -90,11 +92,15 @@ def test_packaged_model_is_the_evaluated_one_and_loads_alone(quick_run, tmp_path
 @pytest.mark.slow
 def test_ablations_differ_where_they_should(quick_run):
     from ovmlv.factory import create_model
+    from training.toyworld.pipeline import toy_model_config
 
     runs = quick_run / "runs"
     no_temporal = create_model(runs / "no_temporal" / "final", device="cpu")
     no_llm = create_model(runs / "no_llm" / "final", device="cpu")
     full = create_model(runs / "full" / "final", device="cpu")
-    assert len(no_temporal.temporal.branches) == 0 and len(full.temporal.branches) == 2
+    blocks = toy_model_config()["temporal"]["blocks"]
+    assert (
+        len(no_temporal.temporal.branches) == 0 and sorted(int(b) for b in full.temporal.branches) == blocks
+    )
     assert no_llm.config.labels.soft_source == "context" and full.config.labels.soft_source == "llm"
     assert not any(name.startswith("label_encoder.queries") for name in no_llm.trained_state_dict())
