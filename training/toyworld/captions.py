@@ -24,6 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ovmlv.toyworld import ToyScene, object_state
 from ovmlv.toyworld import vocabulary as vocab
 
 PREFIXES = (
@@ -114,6 +115,16 @@ def seen_object(colour: str, shape: str, x: float, y: float, radius: float, size
     if r < RADIUS_CLEAR[0] or r > RADIUS_CLEAR[1]:
         clear.append(facts[2])
     return Seen(colour, shape, frozenset(facts), tuple(clear))
+
+
+def visible_objects(scene: ToyScene, t: int) -> list[Seen]:
+    """The Seen records of the objects of `scene` that are visible at frame `t`."""
+    seen = []
+    for obj in scene.objects:
+        x, y, radius, visible = object_state(obj, t, scene.num_frames)
+        if visible:
+            seen.append(seen_object(obj.colour, obj.shape, x, y, radius, scene.size))
+    return seen
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from ovmlv.toyworld import COLOURS, SHAPES, object_state, render_frame, sample_scene
 
-from .captions import OPPOSITE, PLACES, Seen, seen_object
+from .captions import OPPOSITE, PLACES, Seen, visible_objects
 from .toy_clip import to_pixels
 
 
@@ -49,11 +49,7 @@ def held_out_frames(
     while len(frames) < count:
         scene = sample_scene(int(rng.integers(2**31)), num_frames, size, num_objects)
         t = int(rng.integers(num_frames))
-        objects = []
-        for obj in scene.objects:
-            x, y, radius, visible_now = object_state(obj, t, num_frames)
-            if visible_now:
-                objects.append(seen_object(obj.colour, obj.shape, x, y, radius, size))
+        objects = visible_objects(scene, t)
         if len(objects) < num_objects[0]:
             continue
         image = render_frame(scene, t) + rng.normal(0, 0.03 * 255, size=(size, size, 3))

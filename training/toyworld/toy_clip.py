@@ -32,7 +32,7 @@ from ovmlv.toyworld import COLOURS, SHAPES, ToyScene, object_mask, object_state,
 from ovmlv.toyworld.render import RADIUS_RANGE, SCALE_RANGE
 from ovmlv.toyworld.vocabulary import STILL
 
-from .captions import Caption, Seen, captions_for_frame, seen_object, truth_matrix
+from .captions import Caption, Seen, captions_for_frame, truth_matrix, visible_objects
 
 logger = logging.getLogger(__name__)
 
@@ -156,11 +156,7 @@ def sample_frames(
         t = int(rng.integers(num_frames))
         if cfg.size_jitter_p and len(scene.objects) == 1 and rng.random() < cfg.size_jitter_p:
             scene = resized_still(scene, t, num_frames, rng)
-        objects = []
-        for obj in scene.objects:
-            x, y, radius, visible_now = object_state(obj, t, num_frames)
-            if visible_now:
-                objects.append(seen_object(obj.colour, obj.shape, x, y, radius, cfg.image_size))
+        objects = visible_objects(scene, t)
         if not objects:
             continue  # every object is blinked off: nothing to describe
         image = render_frame(scene, t)
