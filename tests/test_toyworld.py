@@ -254,7 +254,8 @@ def test_size_jitter_redraws_one_object_still_at_every_size_inside_the_frame():
         _, visible, _ = sample_frames(np.random.default_rng(1), 600, cfg)
         return sum(fact in SIZES for objects in visible for seen in objects for fact in seen.clear)
 
-    plain, jittered = clear_sizes(ToyClipConfig()), clear_sizes(replace(ToyClipConfig(), size_jitter_p=0.6))
+    plain = clear_sizes(replace(ToyClipConfig(), size_jitter_p=0.0))
+    jittered = clear_sizes(replace(ToyClipConfig(), size_jitter_p=0.6))
     assert jittered > 1.5 * plain > 0
 
 
@@ -293,6 +294,58 @@ class _CentroidImageModel(torch.nn.Module):
             centre_x, centre_y = torch.zeros_like(area), torch.zeros_like(area)
         constant = torch.full_like(area, 1000.0)  # keeps the normalised features nearly linear
         return torch.stack([centre_x, centre_y, area.sqrt(), constant], dim=1)
+
+
+def test_text_probe_targets_are_the_stated_places_and_sizes_and_its_loss_is_weighted_bce():
+    from dataclasses import replace
+
+    import open_clip
+
+    from training.toyworld.captions import FACTS, Caption, Descriptor, named_facts
+    from training.toyworld.toy_clip import LAYOUT_GRID, ToyClipConfig, batch_loss, build_model
+
+    captions = [
+        Caption(
+            "a big red circle on the left and a square at the top",
+            (Descriptor("red", "circle", ("left", "big")), Descriptor(None, "square", ("top",))),
+        ),
+        Caption("something green", (Descriptor("green", None),)),
+        Caption("a video of kettle", ()),
+        Caption("a small ring at the bottom", (Descriptor(None, "ring", ("small", "bottom")),)),
+    ]
+    expected = np.zeros((4, len(FACTS)), np.float32)
+    for row, facts in ((0, ("left", "big", "top")), (3, ("small", "bottom"))):
+        expected[row, [FACTS.index(f) for f in facts]] = 1.0
+    np.testing.assert_array_equal(named_facts(captions), expected)
+    assert set(FACTS) == {"left", "right", "top", "bottom", "big", "small"}
+
+    cfg = replace(ToyClipConfig(), vision_layers=1, text_layers=1)
+    model = build_model(cfg)
+    torch.manual_seed(0)
+    probe, text_probe = torch.nn.Linear(cfg.embed_dim, 41 + LAYOUT_GRID**2), torch.nn.Linear(cfg.embed_dim, 6)
+    tokens = open_clip.SimpleTokenizer(context_length=cfg.context_length)([c.text for c in captions])
+    pixels, truth = torch.randn(2, 3, 64, 64), torch.zeros(2, 4)
+    presence, named = torch.zeros(2, 41), torch.from_numpy(expected)
+    presence[:, [0, 6, 11]] = 1.0  # a red circle in both frames
+    with torch.no_grad():
+        _, without = batch_loss(model, probe, pixels, tokens, truth, presence, 1.0)
+        _, with_probe = batch_loss(
+            model,
+            probe,
+            pixels,
+            tokens,
+            truth,
+            presence,
+            1.0,
+            text_probe=text_probe,
+            named_facts=named,
+            text_probe_weight=50.0,
+        )
+        by_hand = torch.nn.functional.binary_cross_entropy_with_logits(
+            text_probe(model.encode_text(tokens)), named
+        )
+    assert by_hand > 0.1
+    torch.testing.assert_close(with_probe - without, 50.0 * by_hand)
 
 
 def test_position_readout_of_the_toy_clip_check_tells_where_from_blind():

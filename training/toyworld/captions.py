@@ -188,6 +188,19 @@ def truth_matrix(captions: list[Caption], frames_objects: list[list[Seen]]) -> n
     return holds.all(axis=2).astype(np.float32)
 
 
+FACTS = tuple(OPPOSITE)  # left, right, top, bottom, big, small: the text probe's outputs
+
+
+def named_facts(captions: list[Caption]) -> np.ndarray:
+    """float32 [C, len(FACTS)]: which places and sizes each caption states, of any object."""
+    named = np.zeros((len(captions), len(FACTS)), np.float32)
+    for i, caption in enumerate(captions):
+        for descriptor in caption.descriptors:
+            for fact in descriptor.facts:
+                named[i, FACTS.index(fact)] = 1.0
+    return named
+
+
 def filler_word(rng: np.random.Generator) -> str:
     """A word the toy world does not use: a common word, or an invented one."""
     if rng.random() < 0.6:

@@ -32,7 +32,7 @@ from ovmlv.toyworld import COLOURS, SHAPES, ToyScene, object_mask, object_state,
 from ovmlv.toyworld.render import RADIUS_RANGE, SCALE_RANGE
 from ovmlv.toyworld.vocabulary import STILL
 
-from .captions import Caption, Seen, captions_for_frame, truth_matrix, visible_objects
+from .captions import FACTS, Caption, Seen, captions_for_frame, named_facts, truth_matrix, visible_objects
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +75,8 @@ class ToyClipConfig:
     # 0.6: size words 100% right instead of 61%, reversal motions 65.0, but novel nouns 78.9
     layout_weight: float = 100.0  # weight of the layout probe (object coverage of a 4x4 grid); at 1.0 it
     # was lost next to the contrastive sum: the embedding did not say where things are (R^2 x ~0)
+    text_probe_weight: float = 0.0  # weight of a linear probe on caption embeddings that must say which
+    # places and sizes the caption states (BCE), so the text tower learns those words early; 0: no probe
     pool_type: str = "tok"  # open_clip's image pooling: "tok" (class token, as CLIP) or "avg" (patch mean)
 
     def model_cfg(self) -> dict[str, Any]:
@@ -243,6 +245,9 @@ def batch_loss(
     temperature: float = 20.0,
     layouts: torch.Tensor | None = None,
     layout_weight: float = 0.0,
+    text_probe: torch.nn.Module | None = None,
+    named_facts: torch.Tensor | None = None,
+    text_probe_weight: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(SigLIP-style loss with the exact multi-positive truth, probe losses).
 
@@ -254,13 +259,15 @@ def batch_loss(
     "moving left" from "moving right"). Weighted 1, it did not: a mean BCE is tiny next to the
     contrastive sum over ~384 captions, and the embedding said how big an object is (held-out
     R^2 0.6) but not where (R^2 ~0, see clip_eval.position_r2). Weighted 100 (the default),
-    R^2 of x and y is 0.85.
+    R^2 of x and y is 0.85. The text probe (when given, weighted by its own scale) asks the caption
+    embedding which places and sizes the caption states (`named_facts` [C, 6]).
     """
     features = model.encode_image(pixels)
     contrastive = features.new_zeros(())
     if tokens is not None:  # None: the probe-only warm-up phase
         image = F.normalize(features, dim=-1)
-        text = F.normalize(model.encode_text(tokens), dim=-1)
+        text_features = model.encode_text(tokens)
+        text = F.normalize(text_features, dim=-1)
         similarity = image @ text.T
         logits = model.logit_scale.exp() * similarity + model.logit_bias
         contrastive = F.binary_cross_entropy_with_logits(logits, truth, reduction="sum") / pixels.shape[0]
@@ -273,6 +280,9 @@ def batch_loss(
         for part in (slice(0, nc), slice(nc, nc + ns), slice(nc + ns, na))
     )
     total = probe_weight * probe_loss
+    if text_probe is not None and tokens is not None:
+        named_loss = F.binary_cross_entropy_with_logits(text_probe(text_features), named_facts)
+        total = total + text_probe_weight * named_loss
     if layouts is not None and layout_weight:
         total = total + layout_weight * F.binary_cross_entropy_with_logits(scores[:, na:], layouts)
     return contrastive, total
@@ -305,6 +315,10 @@ def train_toy_clip(
     groups = _param_groups(model, cfg.weight_decay) + [
         {"params": list(probe.parameters()), "weight_decay": 0.0}
     ]
+    text_probe = None
+    if cfg.text_probe_weight:  # built only when used: the default run draws the same random numbers
+        text_probe = torch.nn.Linear(cfg.embed_dim, len(FACTS))
+        groups.append({"params": list(text_probe.parameters()), "weight_decay": 0.0})
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98))
 
     def lr_at(step: int) -> float:
@@ -315,10 +329,12 @@ def train_toy_clip(
 
     rng = np.random.default_rng(cfg.seed)
 
-    def make_batch(step: int) -> tuple[np.ndarray, list[list[Seen]], np.ndarray, torch.Tensor, np.ndarray]:
+    def make_batch(
+        step: int,
+    ) -> tuple[np.ndarray, list[list[Seen]], np.ndarray, torch.Tensor, np.ndarray, np.ndarray]:
         frames, visible, layouts = sample_frames(rng, cfg.batch_size, cfg)
         captions, truth = caption_batch(visible, rng, cfg.negatives, step < cfg.shape_steps)
-        return frames, visible, layouts, tokenizer([c.text for c in captions]), truth
+        return frames, visible, layouts, tokenizer([c.text for c in captions]), truth, named_facts(captions)
 
     # One batch is rendered ahead on a thread while the model steps (torch releases the GIL);
     # one batch at a time and in step order, so `rng` draws exactly as in a plain loop.
@@ -327,7 +343,7 @@ def train_toy_clip(
     start, data_time, running = time.perf_counter(), 0.0, 0.0
     for step in range(cfg.steps):
         tic = time.perf_counter()
-        frames, visible, layouts, tokens, truth = upcoming.result()
+        frames, visible, layouts, tokens, truth, named = upcoming.result()
         if step + 1 < cfg.steps:
             upcoming = prefetch.submit(make_batch, step + 1)
         data_time += time.perf_counter() - tic  # waiting for data the thread had not finished
@@ -346,6 +362,9 @@ def train_toy_clip(
             cfg.softmax_weight,
             layouts=torch.from_numpy(layouts),
             layout_weight=cfg.layout_weight,
+            text_probe=text_probe,
+            named_facts=torch.from_numpy(named),
+            text_probe_weight=cfg.text_probe_weight,
         )
         loss = contrastive + probe_loss
         optimizer.zero_grad(set_to_none=True)
