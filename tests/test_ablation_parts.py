@@ -145,8 +145,8 @@ def test_label_gate_floor_projection(tmp_path):
     with torch.no_grad():
         trainer.model.label_encoder.gate.fill_(-1.0)
     trainer.project_label_gate()
-    assert math.isclose(math.tanh(float(trainer.model.label_encoder.gate)), 0.2, rel_tol=1e-5)
+    assert math.isclose(math.tanh(float(trainer.model.label_encoder.gate.detach())), 0.2, rel_tol=1e-5)
     with torch.no_grad():
         trainer.model.label_encoder.gate.fill_(0.9)
     trainer.project_label_gate()  # above the floor: unchanged
-    assert float(trainer.model.label_encoder.gate) == pytest.approx(0.9)
+    assert float(trainer.model.label_encoder.gate.detach()) == pytest.approx(0.9)
