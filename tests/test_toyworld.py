@@ -338,7 +338,7 @@ def test_text_probe_targets_are_the_stated_places_and_sizes_and_its_loss_is_weig
             presence,
             1.0,
             text_probe=text_probe,
-            named_facts=named,
+            stated_facts=named,
             text_probe_weight=50.0,
         )
         by_hand = torch.nn.functional.binary_cross_entropy_with_logits(

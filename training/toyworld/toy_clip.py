@@ -246,7 +246,7 @@ def batch_loss(
     layouts: torch.Tensor | None = None,
     layout_weight: float = 0.0,
     text_probe: torch.nn.Module | None = None,
-    named_facts: torch.Tensor | None = None,
+    stated_facts: torch.Tensor | None = None,
     text_probe_weight: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(SigLIP-style loss with the exact multi-positive truth, probe losses).
@@ -260,7 +260,7 @@ def batch_loss(
     contrastive sum over ~384 captions, and the embedding said how big an object is (held-out
     R^2 0.6) but not where (R^2 ~0, see clip_eval.position_r2). Weighted 100 (the default),
     R^2 of x and y is 0.85. The text probe (when given, weighted by its own scale) asks the caption
-    embedding which places and sizes the caption states (`named_facts` [C, 6]).
+    embedding which places and sizes the caption states (`stated_facts` [C, 6]).
     """
     features = model.encode_image(pixels)
     contrastive = features.new_zeros(())
@@ -281,7 +281,7 @@ def batch_loss(
     )
     total = probe_weight * probe_loss
     if text_probe is not None and tokens is not None:
-        named_loss = F.binary_cross_entropy_with_logits(text_probe(text_features), named_facts)
+        named_loss = F.binary_cross_entropy_with_logits(text_probe(text_features), stated_facts)
         total = total + text_probe_weight * named_loss
     if layouts is not None and layout_weight:
         total = total + layout_weight * F.binary_cross_entropy_with_logits(scores[:, na:], layouts)
@@ -331,10 +331,11 @@ def train_toy_clip(
 
     def make_batch(
         step: int,
-    ) -> tuple[np.ndarray, list[list[Seen]], np.ndarray, torch.Tensor, np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, list[list[Seen]], np.ndarray, torch.Tensor, np.ndarray, np.ndarray | None]:
         frames, visible, layouts = sample_frames(rng, cfg.batch_size, cfg)
         captions, truth = caption_batch(visible, rng, cfg.negatives, step < cfg.shape_steps)
-        return frames, visible, layouts, tokenizer([c.text for c in captions]), truth, named_facts(captions)
+        facts = named_facts(captions) if text_probe is not None else None  # only the text probe reads them
+        return frames, visible, layouts, tokenizer([c.text for c in captions]), truth, facts
 
     # One batch is rendered ahead on a thread while the model steps (torch releases the GIL);
     # one batch at a time and in step order, so `rng` draws exactly as in a plain loop.
@@ -363,7 +364,7 @@ def train_toy_clip(
             layouts=torch.from_numpy(layouts),
             layout_weight=cfg.layout_weight,
             text_probe=text_probe,
-            named_facts=torch.from_numpy(named),
+            stated_facts=None if named is None else torch.from_numpy(named),
             text_probe_weight=cfg.text_probe_weight,
         )
         loss = contrastive + probe_loss
