@@ -14,6 +14,7 @@ from training.toyworld.motion_probe import (
     REVERSAL_PAIRS,
     label_pair_cosines,
     motion_clips,
+    side_swap_map,
     supervised_motion_probe,
 )
 
@@ -84,3 +85,24 @@ def test_cli_reports_a_model_that_does_not_load_in_one_line(capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_info:  # argparse: usage and one error line
         main(["probe", "tiny-clip", "--blocks", "last"])
     assert exit_info.value.code == 2 and "expected block numbers" in capsys.readouterr().err
+
+
+def test_side_swap_map_scores_each_side_at_each_end(fresh_tiny):
+    from training.metrics import average_precision
+
+    model = fresh_tiny("tiny-clip", overrides={"adapter_trained": True})
+    labels = ["moving left", "moving right", "blinking", "still"]
+    pixels, targets = motion_clips(model, seed=20, count=16, labels=labels)
+    closed = side_swap_map(model, pixels, targets, labels)
+    assert len(set(closed.values())) == 1  # zero gates: both ends are the same model
+    with torch.no_grad():
+        for branch in model.temporal.branches.values():
+            branch.gate.fill_(0.8)
+        model.label_encoder.gate.fill_(0.8)
+        result = side_swap_map(model, pixels, targets, labels)
+        windows = model.encode_video(pixels, 1.0)
+        zero_shot_labels = model.encode_labels(labels, 0.0)
+        expected = float(average_precision(windows @ zero_shot_labels.T, targets).mean())
+    assert result["video 1 / labels 0"] == pytest.approx(expected, abs=1e-6)
+    assert result["video 0 / labels 0"] == pytest.approx(closed["video 0 / labels 0"], abs=1e-6)
+    assert len({round(v, 6) for v in result.values()}) > 1  # the open gates change the scores

@@ -83,6 +83,7 @@ class LossSection:
     num_negatives: int = 64  # base-label negatives sampled per step (< 0: all); all positives always kept
     distill_weight: float = 1.0  # lambda of lambda * (1 - cos), applied to windows and to labels
     label_distill_weight: float | None = None  # lambda for the labels alone (null: distill_weight)
+    soft_weight: float = 0.0  # weight of a second classification loss scored with e_soft alone (gate open)
     asl_gamma_neg: float = 4.0  # asymmetric loss: focusing of negatives
     asl_gamma_pos: float = 0.0  # asymmetric loss: focusing of positives
     asl_clip: float = 0.05  # asymmetric loss: probability margin for negatives

@@ -3,6 +3,7 @@
 Windows are encoded at alpha 0 (frozen frame-wise CLIP, without gradients) and alpha 1 (tuned);
 labels through the soft-attribute path and the zero-shot anchor e0 (`labels.anchor`). Then
     loss = BCE(logits(tuned windows, tuned labels), targets)           (or asymmetric loss)
+         [+ soft_weight * BCE(logits(tuned windows, e_soft), targets)]
          + lambda * [mean(1 - cos(tuned, frozen)) over windows + mean(1 - cos(tuned, e0)) over labels]
 The distillation keeps the tuned embeddings near the zero-shot ones, which is what keeps
 novel labels (never trained on) working.
@@ -17,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ovmlv.model import OVMLVModel
+from ovmlv.model import OVMLVModel, combine_label_embeddings
 from training.config import LossSection
 from training.losses import asymmetric_loss, bce_loss, distillation_loss
 
@@ -70,12 +71,17 @@ class TrainStep(nn.Module):
         if self.reference_visual is None:
             with torch.no_grad():  # alpha 0 is frame-wise CLIP: no branch runs, nothing to backpropagate
                 frozen = model.encode_video(pixels, 0.0)
-            tuned = model.encode_video(pixels, 1.0)
+            # without temporal branches alpha 1 is the same frame-wise CLIP: encode once
+            tuned = model.encode_video(pixels, 1.0) if len(model.temporal.branches) else frozen
         else:
             frozen, tuned = self.frozen_windows(pixels), model.encode_video(pixels, 1.0)
         label_frozen = self.label_anchors(labels)  # [L, D]
-        label_tuned = model.soft_label_embeddings(labels, 1.0, label_frozen)  # [L, D]
+        e_soft = model.soft_embedding(labels)  # [L, D]
+        label_tuned = combine_label_embeddings(label_frozen, e_soft, model.label_gate(1.0))
         classification = self.classification_loss(model.logits(tuned, label_tuned), label_targets)
+        if self.cfg.soft_weight:  # the soft path on its own, as if the gate were fully open
+            soft = self.classification_loss(model.logits(tuned, e_soft), label_targets)
+            classification = classification + self.cfg.soft_weight * soft
         distill_video = distillation_loss(tuned, frozen)
         distill_label = distillation_loss(label_tuned, label_frozen)
         if self.cfg.label_distill_weight is None:

@@ -1,6 +1,6 @@
 """Motion diagnostics for the toy world: which side keeps "moving left" from "moving right".
 
-Two checks, used for the analysis in checkpoints/toy/README.md:
+Three checks, used for the analysis in checkpoints/toy/README.md:
 
 - `supervised_motion_probe`, the video side alone: on an ovmlv model, train only the temporal
   branches and a free linear head on the 8 motion labels (BCE), then report held-out AP per
@@ -12,8 +12,13 @@ Two checks, used for the analysis in checkpoints/toy/README.md:
   the same gradient in fine-tuning (their frame-wise embeddings start out alike too), so neither
   side can start to tell them apart, whatever the video side could learn.
 
+- `side_swap_map`, which side learned what: mAP of base nouns, novel nouns and reversal motions
+  with the window embeddings and the label embeddings each taken at alpha 0 (zero-shot) or
+  alpha 1 (tuned), on held-out one-window clips.
+
     python -m training.toyworld.motion_probe probe runs/toyworld/base --blocks 0,1,2,3,4,5
     python -m training.toyworld.motion_probe labels checkpoints/toy
+    python -m training.toyworld.motion_probe sides checkpoints/toy
 """
 
 from __future__ import annotations
@@ -39,9 +44,9 @@ REVERSAL_PAIRS = tuple((m, REVERSED_MOTION[m]) for m in MOTIONS[::2] if REVERSED
 
 
 def motion_clips(
-    model: OVMLVModel, seed: int, count: int, size: int = 64
+    model: OVMLVModel, seed: int, count: int, size: int = 64, labels: Sequence[str] = MOTIONS
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """`count` rendered clips as normalised pixels [N, T, 3, S, S] and motion targets [N, 8].
+    """`count` rendered clips as normalised pixels [N, T, 3, S, S] and targets [N, len(labels)].
 
     Clips are rendered with 2T frames and every other one is kept (the pipeline's windows do
     the same: 16 rendered frames, 8 sampled).
@@ -54,7 +59,7 @@ def motion_clips(
     pixels = VideoClassifier(model, LabelDB(None), name="probe").preprocess(
         np.stack([clip.frames[::2] for clip in clips])
     )
-    targets = torch.tensor([[float(m in clip.labels) for m in MOTIONS] for clip in clips])
+    targets = torch.tensor([[float(m in clip.labels) for m in labels] for clip in clips])
     return pixels.to(model.device, model.dtype), targets.to(model.device)
 
 
@@ -105,6 +110,27 @@ def supervised_motion_probe(
     return dict(zip(MOTIONS, average_precision(scores, test_targets).tolist(), strict=True))
 
 
+@torch.no_grad()
+def side_swap_map(
+    model: OVMLVModel, pixels: torch.Tensor, targets: torch.Tensor, labels: Sequence[str]
+) -> dict[str, float]:
+    """mAP of `labels` with each side at its zero-shot end (alpha 0) or tuned (alpha 1).
+
+    Keys "video a / labels b": window embeddings encoded at alpha a, label embeddings at
+    alpha b. When "video 1 / labels 0" matches "video 1 / labels 1", the trained label side adds
+    nothing: everything the model learned is in the video encoder, aligned to the anchors.
+    """
+    windows = {a: torch.cat([model.encode_video(chunk, a) for chunk in pixels.split(64)]) for a in (0.0, 1.0)}
+    label_rows = {a: model.encode_labels(list(labels), a) for a in (0.0, 1.0)}
+    return {
+        f"video {va:.0f} / labels {la:.0f}": float(
+            average_precision(windows[va] @ label_rows[la].T, targets).nanmean()
+        )
+        for va in (0.0, 1.0)
+        for la in (0.0, 1.0)
+    }
+
+
 def _pair_cosines(rows: torch.Tensor, index: dict[str, int], pairs) -> dict[str, float]:
     flat = F.normalize(rows.flatten(1).float(), dim=-1)
     return {f"{a} / {b}": float(flat[index[a]] @ flat[index[b]]) for a, b in pairs}
@@ -133,6 +159,25 @@ def label_pair_cosines(
     return {name: _pair_cosines(rows, index, pairs) for name, rows in stages.items()}
 
 
+def side_swap_report(model: OVMLVModel, count: int) -> dict[str, dict[str, float]]:
+    """`side_swap_map` for base nouns, novel nouns and reversal motions on `count` test clips."""
+    from ovmlv.toyworld import BASE_NOUNS, NOVEL_NOUNS
+
+    groups = {
+        "base nouns": BASE_NOUNS,
+        "novel nouns": NOVEL_NOUNS,
+        "reversal motions": tuple(label for pair in REVERSAL_PAIRS for label in pair),
+    }
+    every = [label for labels in groups.values() for label in labels]
+    pixels, targets = motion_clips(model, TEST_SEED, count, labels=every)
+    report, start = {}, 0
+    for name, labels in groups.items():
+        columns = targets[:, start : start + len(labels)]
+        start += len(labels)
+        report[name] = {k: round(v, 4) for k, v in side_swap_map(model, pixels, columns, labels).items()}
+    return report
+
+
 def _block_list(text: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",")]
@@ -159,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     probe.add_argument("--test-clips", type=int, default=400)
     labels = sub.add_parser("labels", help="cosines between the labels of each time-reversal pair")
     labels.add_argument("model", help="an ovmlv checkpoint directory or preset")
+    sides = sub.add_parser("sides", help="mAP with each side zero-shot or tuned (which side learned what)")
+    sides.add_argument("model", help="a fine-tuned ovmlv checkpoint directory or preset")
+    sides.add_argument("--clips", type=int, default=300, help="held-out one-window clips")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -175,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "labels":
         print(json.dumps(label_pair_cosines(model), indent=2))
+        return 0
+    if args.command == "sides":
+        print(json.dumps(side_swap_report(model, args.clips), indent=2))
         return 0
     train = motion_clips(model, TRAIN_SEED, args.train_clips)
     test = motion_clips(model, TEST_SEED, args.test_clips)

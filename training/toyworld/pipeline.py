@@ -83,7 +83,9 @@ def toy_model_config() -> dict[str, Any]:
         "labels": {
             "num_prefix": 4,
             "num_queries": 4,
-            "prompting_layers": 0,  # a linear map from LLM states to soft tokens generalises best here
+            # two prompting layers with loss.soft_weight 1 (toyworld.yaml): reversal motions 62.0,
+            # against 51.4 with a linear map and no soft loss (session 10)
+            "prompting_layers": 2,
             "prompting_heads": 4,
             "num_attributes": 3,
             # e0 = zero-shot attributes: the toy CLIP never saw a noun, so "a video of lime" alone
