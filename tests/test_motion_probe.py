@@ -57,6 +57,26 @@ def test_probe_trains_only_the_temporal_branch():
     assert not any(p.requires_grad for p in model.parameters())
 
 
+def test_probe_with_the_anchors_as_head_scores_windows_against_e0():
+    from training.metrics import average_precision
+
+    model = create_model("tiny-clip", device="cpu")
+    with torch.no_grad():
+        anchors = model.anchor_label_embeddings(list(MOTIONS)).float()
+    frozen = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("temporal.")}
+    train = motion_clips(model, seed=0, count=12)
+    test = motion_clips(model, seed=100, count=12)
+    result = supervised_motion_probe(model, train, test, steps=3, batch_size=4, head="anchors")
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in frozen.items())
+    assert any(torch.tanh(b.gate).abs() > 0 for b in model.temporal.branches.values())  # the branches learned
+    with torch.no_grad():  # per label, scale and bias are monotone: AP is that of <window, e0>
+        expected = average_precision(model.encode_video(test[0], 1.0) @ anchors.T, test[1])
+    got = torch.tensor([result[m] for m in MOTIONS])
+    assert torch.allclose(got, expected.float(), atol=1e-6, equal_nan=True)
+    with pytest.raises(ValueError, match="head must be"):
+        supervised_motion_probe(model, train, test, steps=1, head="linear")
+
+
 def test_label_pair_cosines_match_the_model(tiny_model):
     pairs = (("moving left", "moving right"), ("tomato", "tomato"))
     cosines = label_pair_cosines(tiny_model, pairs)

@@ -3,9 +3,12 @@
 Three checks, used for the analysis in checkpoints/toy/README.md:
 
 - `supervised_motion_probe`, the video side alone: on an ovmlv model, train only the temporal
-  branches and a free linear head on the 8 motion labels (BCE), then report held-out AP per
-  motion. The head's random start gives every motion its own direction, so the probe measures
-  whether the frozen vision tower lets a temporal branch learn a motion at all.
+  branches and a head on the 8 motion labels (BCE), then report held-out AP per motion. With a
+  free linear head (the default), every motion gets its own direction, so the probe measures
+  whether the frozen vision tower lets a temporal branch learn a motion at all. With the label
+  anchors as the head (`--head anchors`: e0 of each motion, frozen, with a learned scale and
+  per-label bias), it measures how far the video side alone can go toward the directions the
+  zero-shot label side offers: the ceiling of a fine-tuning whose label side stays at e0.
 - `label_pair_cosines`, the label side alone: the cosine between the two labels of each
   time-reversal pair ("moving left" / "moving right", ...) at every stage of the label encoder.
   When the two labels of a pair are (nearly) one vector, left-moving and right-moving clips get
@@ -17,6 +20,7 @@ Three checks, used for the analysis in checkpoints/toy/README.md:
   alpha 1 (tuned), on held-out one-window clips.
 
     python -m training.toyworld.motion_probe probe runs/toyworld/base --blocks 0,1,2,3,4,5
+    python -m training.toyworld.motion_probe probe runs/toyworld/base --head anchors --steps 250
     python -m training.toyworld.motion_probe labels checkpoints/toy
     python -m training.toyworld.motion_probe sides checkpoints/toy
 """
@@ -63,6 +67,27 @@ def motion_clips(
     return pixels.to(model.device, model.dtype), targets.to(model.device)
 
 
+class AnchorHead(torch.nn.Module):
+    """Logits exp(s) * <window, e0(motion)> + b(motion): the label anchors as a frozen head."""
+
+    def __init__(self, model: OVMLVModel) -> None:
+        super().__init__()
+        with torch.no_grad():
+            self.register_buffer("anchors", model.anchor_label_embeddings(list(MOTIONS)).float())
+        self.log_scale = torch.nn.Parameter(model.logit_scale.detach().float().clone())
+        self.bias = torch.nn.Parameter(torch.full((len(MOTIONS),), float(model.logit_bias)))
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        return self.log_scale.exp() * windows.float() @ self.anchors.T + self.bias
+
+
+class FreeHead(torch.nn.Linear):
+    """A linear head on the window embeddings (x10: unit vectors need a scale)."""
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        return super().forward(windows.float() * 10)
+
+
 def supervised_motion_probe(
     model: OVMLVModel,
     train: tuple[torch.Tensor, torch.Tensor],
@@ -73,29 +98,39 @@ def supervised_motion_probe(
     head_lr: float = 1e-2,
     batch_size: int = 16,
     seed: int = 0,
+    head: str = "free",
 ) -> dict[str, float]:
-    """Held-out AP per motion of the temporal branches + a linear head trained on the motions.
+    """Held-out AP per motion of the temporal branches + a head trained on the motions.
 
     Only `model.temporal` and the head learn (AdamW, weight decay 0.01, constant learning
     rates: `lr` for the branches' weights, `gate_lr` for their gates, `head_lr` for the head);
-    the model is left in eval mode, frozen, with its trained branches.
+    the model is left in eval mode, frozen, with its trained branches. `head`: "free" (a linear
+    head) or "anchors" (`AnchorHead`: only its scale and biases learn, at `gate_lr`).
     """
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     model.requires_grad_(False)
     model.temporal.requires_grad_(True)
     pixels, targets = train
-    with torch.no_grad():
-        width = model.encode_video(pixels[:1], 0.0).shape[-1]
-    head = torch.nn.Linear(width, len(MOTIONS)).to(model.device)
+    if head == "anchors":
+        scorer: torch.nn.Module = AnchorHead(model).to(model.device)
+        head_lr = gate_lr
+    elif head == "free":
+        with torch.no_grad():
+            width = model.encode_video(pixels[:1], 0.0).shape[-1]
+        scorer = FreeHead(width, len(MOTIONS)).to(model.device)
+    else:
+        raise ValueError(f"head must be 'free' or 'anchors', got {head!r}")
     gates = [branch.gate for branch in model.temporal.branches.values()]
     weights = [p for p in model.temporal.parameters() if all(p is not g for g in gates)]
     groups = [{"params": weights, "lr": lr}, {"params": gates, "lr": gate_lr}]
-    optimizer = torch.optim.AdamW(groups + [{"params": head.parameters(), "lr": head_lr}], weight_decay=0.01)
+    optimizer = torch.optim.AdamW(
+        groups + [{"params": scorer.parameters(), "lr": head_lr}], weight_decay=0.01
+    )
     model.train()
     for step in range(steps):
         batch = torch.randint(0, len(pixels), (batch_size,), generator=generator)
-        logits = head(model.encode_video(pixels[batch], 1.0) * 10)  # x10: unit vectors need a scale
+        logits = scorer(model.encode_video(pixels[batch], 1.0))
         loss = F.binary_cross_entropy_with_logits(logits, targets[batch])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -106,7 +141,7 @@ def supervised_motion_probe(
     test_pixels, test_targets = test
     with torch.no_grad():
         windows = torch.cat([model.encode_video(chunk, 1.0) for chunk in test_pixels.split(64)])
-        scores = head(windows * 10)
+        scores = scorer(windows)
     return dict(zip(MOTIONS, average_precision(scores, test_targets).tolist(), strict=True))
 
 
@@ -205,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
         help="temporal blocks, e.g. 0,1,2,3,4,5 (default: the model's)",
     )
     probe.add_argument("--steps", type=int, default=600)
+    probe.add_argument(
+        "--head", choices=("free", "anchors"), default="free", help="a free linear head, or the label anchors"
+    )
     probe.add_argument("--lr", type=float, default=3e-3)
     probe.add_argument("--train-clips", type=int, default=1200)
     probe.add_argument("--test-clips", type=int, default=400)
@@ -235,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     train = motion_clips(model, TRAIN_SEED, args.train_clips)
     test = motion_clips(model, TEST_SEED, args.test_clips)
-    result = supervised_motion_probe(model, train, test, steps=args.steps, lr=args.lr)
+    result = supervised_motion_probe(model, train, test, steps=args.steps, lr=args.lr, head=args.head)
     print(json.dumps({k: round(v, 3) for k, v in result.items()}, indent=2))
     return 0
 
