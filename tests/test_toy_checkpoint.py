@@ -94,7 +94,7 @@ def test_committed_table_is_reproduced(report, tmp_path):
     for system, row in again.items():
         # Two systems go through the LLM-written phrases (the full method's label gate is anchored
         # at them): greedy generation and threaded float sums vary a little between runs of the
-        # same models (83.5-83.7 base-noun mAP with the earlier LLM; 80.5-80.7 novel for the current checkpoint).
+        # same models (83.5-83.7 base-noun mAP with an earlier LLM; 80.5-80.7 novel for session 10's checkpoint).
         uses_phrases = system in ("zero-shot + LLM attributes", "full method")
         tolerance = 1e-2 if uses_phrases else 2e-3
         for column, value in row.items():
@@ -145,10 +145,13 @@ def _known_miss(why: str):
             "noun",
             _marked_right,
             id="nouns-cross-threshold-exactly",
-            marks=_known_miss("lime beside a blue square scores 0.48, cheese blinking 0.45, at 0.5"),
+            marks=_known_miss("lime beside a blue square scores 0.40, at 0.5"),
         ),
         pytest.param(
-            "motion", _ranked_right, id="motions-rank-right", marks=_known_miss("reversal motions 62 mAP")
+            "motion",
+            _ranked_right,
+            id="motions-rank-right",
+            marks=_known_miss("reversal motions 62.8 mAP; growing and blinking rank wrong"),
         ),
     ],
 )

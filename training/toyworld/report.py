@@ -126,8 +126,9 @@ Seeds: everything derives from seed {plan["seed"]} (toy CLIP {plan["clip"]["seed
 from {plan["seed"] * 10_000_000 + 2_000_000}). {plan["train_clips"]} training clips,
 {plan["finetune_steps"]} fine-tuning steps per variant. The whole run took
 {timings["total_s"] / 60:.1f} min on {report["threads"]} CPU threads (pretraining
-{timings["pretrain_s"] / 60:.1f} min). Numbers can move slightly between machines (float
-summation order), not between runs on one machine.
+{timings["pretrain_s"] / 60:.1f} min). On one machine a rerun gives the same base models. On
+another, float summation order changes the pretrained bits, and the fine-tuned numbers then move
+by a few points (checkpoints/toy/README.md, "Two base models from one command").
 """
     path.write_text(text, encoding="utf-8")
     return path
