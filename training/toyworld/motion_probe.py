@@ -112,20 +112,21 @@ def supervised_motion_probe(
     model.requires_grad_(False)
     model.temporal.requires_grad_(True)
     pixels, targets = train
-    if head == "anchors":
+    if head == "anchors":  # a scale and biases only: scalars, at the gates' learning rate
         scorer: torch.nn.Module = AnchorHead(model).to(model.device)
-        head_lr = gate_lr
+        scorer_lr = gate_lr
     elif head == "free":
         with torch.no_grad():
             width = model.encode_video(pixels[:1], 0.0).shape[-1]
         scorer = FreeHead(width, len(MOTIONS)).to(model.device)
+        scorer_lr = head_lr
     else:
         raise ValueError(f"head must be 'free' or 'anchors', got {head!r}")
     gates = [branch.gate for branch in model.temporal.branches.values()]
     weights = [p for p in model.temporal.parameters() if all(p is not g for g in gates)]
     groups = [{"params": weights, "lr": lr}, {"params": gates, "lr": gate_lr}]
     optimizer = torch.optim.AdamW(
-        groups + [{"params": scorer.parameters(), "lr": head_lr}], weight_decay=0.01
+        groups + [{"params": scorer.parameters(), "lr": scorer_lr}], weight_decay=0.01
     )
     model.train()
     for step in range(steps):
