@@ -140,7 +140,9 @@ def build_demo(
                 label_file = gr.UploadButton(
                     "Load labels from a text file", file_types=[".txt", ".csv", ".lst"], size="sm"
                 )
-                threshold = gr.Slider(0, 1, 0.5, step=0.01, label="Threshold", elem_id="threshold")
+                threshold = gr.Slider(
+                    0, 1, classifier.threshold, step=0.01, label="Threshold", elem_id="threshold"
+                )
                 alpha = gr.Slider(
                     0,
                     1,

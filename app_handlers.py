@@ -180,19 +180,26 @@ class AppHandlers:
 
     # -- events
     def classify(
-        self, video: str, labels: str, threshold: float = 0.5, alpha: float = 1.0, progress=gr.Progress()
+        self,
+        video: str,
+        labels: str,
+        threshold: float | None = None,
+        alpha: float = 1.0,
+        progress=gr.Progress(),
     ) -> tuple[dict, Session]:
         """Classify a video: each label's probability in every time window.
 
         Args:
             video: the video file (mp4, webm, mov, ...).
             labels: labels separated by commas or new lines, e.g. "dog, running, ball".
-            threshold: probability from which a window counts as containing a label (segments).
+            threshold: probability from which a window counts as containing a label (segments;
+                default: the model's own).
             alpha: 0 = zero-shot model, 1 = fine-tuned adapter (no effect without a trained adapter).
 
         Returns:
             The result as JSON: scores, labels, attributes, times, timeline, segments.
         """
+        threshold = self.clf.threshold if threshold is None else threshold
         with _user_errors("classifying the video"):
             video = self._check_inputs(video, threshold, alpha)
             label_list = self._labels(labels)  # checked before the expensive part
@@ -219,7 +226,7 @@ class AppHandlers:
         self,
         video: str,
         labels: str,
-        threshold: float = 0.5,
+        threshold: float | None = None,
         alpha: float = 1.0,
         session: Session | None = None,
         progress=gr.Progress(),
@@ -229,12 +236,14 @@ class AppHandlers:
         Args:
             video: the same video as in /classify.
             labels: labels separated by commas or new lines.
-            threshold: probability from which a window counts as containing a label.
+            threshold: probability from which a window counts as containing a label (default:
+                the model's own).
             alpha: 0 = zero-shot model, 1 = fine-tuned adapter.
 
         Returns:
             The result as JSON, like /classify.
         """
+        threshold = self.clf.threshold if threshold is None else threshold
         if session is None or session.video != str(video):
             return self.classify(video, labels, threshold, alpha, progress)
         with _user_errors("re-scoring the labels"):
@@ -282,10 +291,10 @@ class AppHandlers:
         )
 
     def run_example(self, video: str, labels: str) -> tuple:
-        """For cached examples: classify at the default settings and render."""
-        _, session = self.classify(video, labels, 0.5, 1.0, gr.Progress())
+        """For cached examples: classify at the default settings (the model's threshold) and render."""
+        _, session = self.classify(video, labels, self.clf.threshold, 1.0, gr.Progress())
         session.message += " (cached example)"
-        return self.render(session, 0.5)
+        return self.render(session, self.clf.threshold)
 
     def discover(
         self,

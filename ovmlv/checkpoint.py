@@ -64,6 +64,27 @@ def read_checkpoint_config(directory: str | Path) -> ModelConfig:
         raise CheckpointError(f"{path}: {exc}") from None
 
 
+def set_checkpoint_threshold(
+    directory: str | Path, threshold: float, extra: dict[str, Any] | None = None
+) -> None:
+    """Store `threshold` as the checkpoint's default (ModelConfig.threshold), weights untouched.
+
+    `extra` (e.g. how the threshold was chosen) is merged into config.json's "extra".
+    """
+    config = read_checkpoint_config(directory)  # validates the file first
+    path = Path(directory) / CONFIG_FILE
+    payload = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        payload["model"] = ModelConfig.from_dict(
+            {**config.to_dict(), "threshold": float(threshold)}
+        ).to_dict()
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    if extra:
+        payload["extra"] = {**payload.get("extra", {}), **extra}
+    path.write_text(json.dumps(payload, indent=2, sort_keys=True), encoding="utf-8")
+
+
 def load_trained_state(model: torch.nn.Module, directory: str | Path) -> None:
     """Load model.safetensors strictly: missing, unexpected or mis-shaped tensors are an error."""
     from safetensors.torch import load_file

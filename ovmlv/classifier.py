@@ -216,6 +216,11 @@ class VideoClassifier:
         return embeddings, time.perf_counter() - tick
 
     # ---- labels and scores -------------------------------------------------------------
+    @property
+    def threshold(self) -> float:
+        """The model's default threshold (ModelConfig.threshold): where a window counts as containing a label."""
+        return self.model.config.threshold
+
     def score(self, state: VideoState, labels: str | Sequence[str], alpha: float = 1.0) -> Result:
         """Probabilities of `labels` for an encoded video (no decoding, no video encoding)."""
         if not 0.0 <= alpha <= 1.0:
@@ -233,6 +238,7 @@ class VideoClassifier:
             video=Path(state.video).name,
             model=self.name,
             alpha=alpha,
+            threshold=self.threshold,
         )
 
     def classify(

@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--window", type=_positive_seconds, default=2.0, metavar="S", help="window length in seconds (default: %(default)s)")  # fmt: skip
     predict.add_argument("--stride", type=_positive_seconds, metavar="S", help="seconds between window starts (default: the window)")  # fmt: skip
     predict.add_argument("--alpha", type=_probability, default=1.0, metavar="A", help="0 zero-shot ... 1 tuned model (default: %(default)s)")  # fmt: skip
-    predict.add_argument("--threshold", type=_probability, default=0.5, metavar="P", help="probability that counts as present, for segments (default: %(default)s)")  # fmt: skip
+    predict.add_argument("--threshold", type=_probability, default=None, metavar="P", help="probability that counts as present, for segments (default: the model's own, 0.5 unless its checkpoint sets one)")  # fmt: skip
     predict.add_argument("--format", choices=FORMATS, help="output format (default: json; see below)")
     predict.add_argument("-o", "--output", metavar="PATH", help="output file (folder for html of several videos)")  # fmt: skip
     predict.add_argument("--device", metavar="D", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
@@ -296,6 +296,7 @@ def _predict_files(args: argparse.Namespace, labels: list[str]) -> int:
         raise VideoDecodeError("; ".join(problems))
     device = _check_device(args.device)
     classifier = _load_classifier(args, device)
+    threshold = classifier.threshold if args.threshold is None else args.threshold
     results: list[Result] = []
     for video in _progress(args.videos, args.quiet):
         state = classifier.encode_video(
@@ -304,9 +305,9 @@ def _predict_files(args: argparse.Namespace, labels: list[str]) -> int:
         results.append(classifier.score(state, labels, alpha=args.alpha))
         logger.info("%s: %d windows in %.2f s", video, state.num_windows, state.encode_seconds)
     if html_folder:
-        _write_html_folder(Path(args.output), args.videos, results, args.threshold)
+        _write_html_folder(Path(args.output), args.videos, results, threshold)
     else:
-        _write(args.output, render(output_format, args.videos, results, args.threshold))
+        _write(args.output, render(output_format, args.videos, results, threshold))
     return 0
 
 
@@ -359,7 +360,7 @@ def _predict_batch(args: argparse.Namespace, labels: list[str] | None) -> int:
                 entry.path, window_s=args.window, stride_s=args.stride, alphas=(args.alpha,)
             )
             result = classifier.score(state, entry.labels or labels, alpha=args.alpha)
-            return result.to_dict(args.threshold)
+            return result.to_dict(args.threshold)  # None: the model's own threshold
 
         progress = not args.quiet and sys.stderr.isatty()
         batch.run_batch(todo, output, classify, summary, progress=progress)

@@ -79,6 +79,14 @@ class ModelConfig:
     adapter_trained: bool = False  # True once fine-tuned: the soft-attribute path is used
     train_vision_tower: bool = False  # the vision tower's weights are part of the trained state
     seed: int = 0  # seed for randomly initialised parts (tiny presets, fresh adapters)
+    # Default probability from which a window counts as containing a label (segments, the app's
+    # slider, the CLI's --threshold). Fine-tuning may set it: the threshold with the best F1 on
+    # held-out clips of its base labels (the toy world does). Label embeddings do not depend on it.
+    threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -116,7 +124,7 @@ def dataclass_from_dict(cls: type, data: Any, where: str) -> Any:
         kwargs[name] = _coerce(hints[name], value, f"{where}.{name}")
     try:
         return cls(**kwargs)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:  # ValueError: a dataclass's own check (__post_init__)
         raise ConfigError(f"{where}: {exc}") from None
 
 

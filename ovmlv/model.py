@@ -11,6 +11,7 @@ Score:       p = sigmoid(exp(logit_scale) * <f_v, f_t> + logit_bias), per label 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 
 import torch
@@ -218,7 +219,8 @@ class OVMLVModel(nn.Module):
 
     def fingerprint(self) -> str:
         """Identifies what label embeddings depend on: config + label-side weights (by content)."""
-        digest = hashlib.sha256(self.config.to_json().encode())
+        config = {key: value for key, value in self.config.to_dict().items() if key != "threshold"}
+        digest = hashlib.sha256(json.dumps(config, indent=2, sort_keys=True).encode())
         label_side = {k: v for k, v in self.trained_state_dict().items() if not k.startswith("temporal.")}
         for name in sorted(label_side):
             digest.update(name.encode())

@@ -13,7 +13,7 @@ first); the rest adds the timeline::
       "video": str | null,          # path or name of the video
       "model": str | null,          # preset or checkpoint name
       "alpha": float,               # interpolation between zero-shot (0) and tuned (1)
-      "threshold": float,           # the threshold used for "segments"
+      "threshold": float,           # the threshold used for "segments" (default: the model's own)
       "scores": [                   # one entry per label, sorted by score, highest first
         {"label": str, "score": float, "mean_score": float}, ...
       ],                            # score = max over windows, mean_score = mean over windows
@@ -27,7 +27,8 @@ first); the rest adds the timeline::
     }
 
 Probabilities and scores are rounded to 4 decimals, times to 3. :meth:`Result.from_dict`
-reads this back; ``threshold`` and ``segments`` are derived values and are ignored there.
+reads this back (``threshold`` becomes the Result's default threshold); ``scores`` and
+``segments`` are derived values and are ignored there.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ class Result:
     video: str | None = None  # path or name of the video
     model: str | None = None  # preset or checkpoint name
     alpha: float = 1.0  # interpolation between zero-shot (0) and tuned (1)
+    threshold: float = 0.5  # default threshold of segments / to_dict: the model's (ModelConfig.threshold)
 
     def __post_init__(self) -> None:
         if isinstance(self.labels, str):
@@ -107,6 +109,7 @@ class Result:
         self.alpha = float(self.alpha)
         if not math.isfinite(self.alpha):
             raise ValueError(f"alpha must be a finite number, got {self.alpha}")
+        self.threshold = _check_threshold(self.threshold)
         if self.video is not None:
             self.video = str(self.video)
         if self.model is not None:
@@ -159,21 +162,22 @@ class Result:
         """float32 [L]: each label's mean probability over windows."""
         return self.timeline.mean(axis=0, dtype=np.float64).astype(np.float32)
 
-    def segments(self, threshold: float = 0.5) -> list[Segment]:
+    def segments(self, threshold: float | None = None) -> list[Segment]:
         """Runs of consecutive windows whose probability is at least ``threshold``.
 
         Windows next to each other in index merge into one segment, whether they overlap,
         touch or leave a gap in time.
 
         Args:
-            threshold: Probability in [0, 1]; a window with p >= threshold is inside.
+            threshold: Probability in [0, 1]; a window with p >= threshold is inside
+                (default: ``self.threshold``, the model's own).
 
         Returns:
             Segments sorted by start time, then label.
         """
         # Compare at the timeline's precision, so that p stored as float32(0.7) counts as
         # reaching a threshold of 0.7.
-        threshold32 = np.float32(_check_threshold(threshold))
+        threshold32 = np.float32(_check_threshold(self.threshold if threshold is None else threshold))
         segments = []
         for column, label in enumerate(self.labels):
             probabilities = self.timeline[:, column]
@@ -206,16 +210,16 @@ class Result:
         order = np.argsort(-scores, kind="stable")[:k]
         return [(self.labels[index], float(scores[index])) for index in order]
 
-    def to_dict(self, threshold: float = 0.5) -> dict[str, Any]:
+    def to_dict(self, threshold: float | None = None) -> dict[str, Any]:
         """The result as plain JSON-ready data (the schema is in the module docstring).
 
         Args:
-            threshold: Probability threshold for the ``segments`` entry.
+            threshold: Probability threshold for the ``segments`` entry (default: ``self.threshold``).
 
         Returns:
             A dict of str, float, list and dict values only.
         """
-        threshold = _check_threshold(threshold)
+        threshold = _check_threshold(self.threshold if threshold is None else threshold)
         maxima, means = self.video_scores, self.video_scores_mean
         order = np.argsort(-maxima, kind="stable")
         return {
@@ -248,11 +252,11 @@ class Result:
             ],
         }
 
-    def to_json(self, threshold: float = 0.5, indent: int | None = None) -> str:
+    def to_json(self, threshold: float | None = None, indent: int | None = None) -> str:
         """The result as JSON text (UTF-8 safe, non-ASCII kept as is).
 
         Args:
-            threshold: Probability threshold for the ``segments`` entry.
+            threshold: Probability threshold for the ``segments`` entry (default: ``self.threshold``).
             indent: Passed to ``json.dumps``; None writes one line.
 
         Returns:
@@ -281,7 +285,8 @@ class Result:
         """Rebuild a Result from :meth:`to_dict` output (or its JSON, parsed).
 
         Args:
-            data: The dict; ``threshold``, ``scores`` and ``segments`` are derived and ignored.
+            data: The dict; ``scores`` and ``segments`` are derived and ignored; ``threshold``
+                (if present) becomes the default threshold.
 
         Returns:
             The Result.
@@ -300,4 +305,5 @@ class Result:
             video=data.get("video"),
             model=data.get("model"),
             alpha=data.get("alpha", 1.0),
+            threshold=data.get("threshold", 0.5),
         )

@@ -260,3 +260,24 @@ def test_missing_weights_fall_back_to_the_toy_model_with_a_banner(monkeypatch):
     assert app.FALLBACK_MODEL == "toy" and classifier.name == "toy"
     assert classifier.model.config.adapter_trained  # the trained toy model, not a random one
     assert "siglip2-b16" in banner and "toy" in banner and "internet" in banner
+
+
+def test_the_models_threshold_is_the_apps_default(tmp_path):
+    """A checkpoint's own threshold (ModelConfig.threshold) starts the slider and fills in an
+    API call or a cached example that gives none."""
+    import app
+    import ovmlv
+    from app_handlers import AppHandlers
+
+    classifier = ovmlv.VideoClassifier.from_pretrained("tiny-clip", device="cpu", label_db_path=None)
+    classifier.model.config.threshold = 0.27
+    demo = app.build_demo(classifier, examples_dir=tmp_path / "examples", examples_cache=tmp_path / "cache")
+    sliders = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "threshold"]
+    assert len(sliders) == 1 and sliders[0].value == 0.27
+    clip = write_clip(tmp_path / "clip.mp4", moving_square_frames(30, 64, 96), fps=10)
+    handlers = AppHandlers(classifier)
+    answer, session = handlers.classify(str(clip), "red square, green", progress=lambda *a, **k: None)
+    assert answer["threshold"] == 0.27
+    assert answer["segments"] == session.result.to_dict(0.27)["segments"]
+    shown = handlers.run_example(str(clip), "red square, green")
+    assert shown[0]["threshold"] == 0.27 and shown[-1].endswith("segment(s) at threshold 0.27.")

@@ -113,3 +113,30 @@ def test_hf_hub_checkpoint_resolves_through_the_hub_cache(fresh_tiny, tmp_path, 
     assert torch.equal(loaded.logit_bias, model.logit_bias)
     with pytest.raises(ovmlv.WeightsUnavailableError, match="someone/absent"):
         ovmlv.create_model("hf-hub:someone/absent", device="cpu")
+
+
+def test_a_checkpoint_carries_its_default_threshold(fresh_tiny, tmp_path):
+    from ovmlv.checkpoint import set_checkpoint_threshold
+
+    model = trained_tiny(fresh_tiny)
+    directory = save_checkpoint(model, tmp_path / "ckpt", extra={"training": {"steps": 3}})
+    weights = (directory / WEIGHTS_FILE).read_bytes()
+    assert ovmlv.VideoClassifier.from_pretrained(directory, device="cpu", label_db_path=None).threshold == 0.5
+    fingerprint = ovmlv.create_model(directory, device="cpu").fingerprint()
+    set_checkpoint_threshold(directory, 0.31, {"threshold": {"best_f1": 0.7}})
+    payload = json.loads((directory / CONFIG_FILE).read_text())
+    assert payload["model"]["threshold"] == 0.31
+    assert payload["extra"] == {"training": {"steps": 3}, "threshold": {"best_f1": 0.7}}  # merged, kept
+    assert (directory / WEIGHTS_FILE).read_bytes() == weights
+    classifier = ovmlv.VideoClassifier.from_pretrained(directory, device="cpu", label_db_path=None)
+    assert classifier.threshold == 0.31
+    # Label embeddings do not depend on the threshold: the label cache key stays the same.
+    assert ovmlv.create_model(directory, device="cpu").fingerprint() == fingerprint
+    before = (directory / CONFIG_FILE).read_bytes()
+    with pytest.raises(CheckpointError, match="threshold must be in"):
+        set_checkpoint_threshold(directory, 1.5)
+    assert (directory / CONFIG_FILE).read_bytes() == before  # nothing written
+    payload["model"]["threshold"] = -0.1
+    (directory / CONFIG_FILE).write_text(json.dumps(payload))
+    with pytest.raises(CheckpointError, match="threshold must be in"):
+        ovmlv.create_model(directory, device="cpu")

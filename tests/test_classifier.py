@@ -223,3 +223,13 @@ def test_zero_gate_states_serve_every_alpha(classifier, clip_path):
     assert np.allclose(
         classifier.score(state, "red", alpha=0.2).timeline, classifier.score(state, "red").timeline
     )
+
+
+def test_results_carry_the_models_threshold(fresh_tiny, clip_path):
+    model = fresh_tiny("tiny-clip", dtype=torch.float32)
+    model.config.threshold = 0.0  # every window of every label counts as present
+    classifier = VideoClassifier(model, LabelDB(None))
+    result = classifier.classify(clip_path, "red, green square")
+    assert classifier.threshold == result.threshold == 0.0
+    assert result.segments() == result.segments(0.0) and len(result.segments()) == 2  # one run per label
+    assert result.to_dict()["threshold"] == 0.0

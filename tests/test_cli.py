@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import ovmlv
 from ovmlv.classifier import VideoClassifier
 from ovmlv.cli import main
 from ovmlv.presets import list_presets
@@ -471,3 +472,20 @@ def test_entries_without_labels_need_command_labels(capsys, clips, loads, tmp_pa
     output = tmp_path / "out.jsonl"
     code, _, _ = run(capsys, *predict("--manifest", manifest, "--output", output))
     assert code == 0 and read_jsonl(output)[0]["result"]["labels"] == ["dog"]
+
+
+def test_the_models_own_threshold_is_the_default(capsys, clips, tmp_path):
+    """A checkpoint that sets its threshold (as the toy one does) gets it without --threshold."""
+    from ovmlv.checkpoint import save_checkpoint, set_checkpoint_threshold
+
+    checkpoint = save_checkpoint(ovmlv.create_model("tiny-clip", device="cpu"), tmp_path / "ckpt")
+    set_checkpoint_threshold(checkpoint, 0.0)  # every window of every label is inside a segment
+    common = ["predict", clips / "a.mp4", "--model", checkpoint, "--device", "cpu", "--labels", LABELS]
+    code, out, _ = run(capsys, *common)
+    document = json.loads(out)
+    assert code == 0 and document["threshold"] == 0.0
+    assert sorted(s["label"] for s in document["segments"]) == sorted(document["labels"])
+    code, out, _ = run(capsys, *common, "--format", "table")
+    assert code == 0 and "segments (p >= 0.00)" in out
+    code, out, _ = run(capsys, *common, "--threshold", "1")  # the flag wins
+    assert code == 0 and json.loads(out)["threshold"] == 1.0 and json.loads(out)["segments"] == []

@@ -16,7 +16,7 @@ from ovmlv.classifier import VideoClassifier
 from training.data import ManifestEntry, read_manifest, read_split, read_vocabulary
 from training.data.synthetic import make_synthetic_dataset
 from training.evaluate import evaluate, main, segment_windows
-from training.metrics import average_precision, expected_calibration_error, harmonic_mean
+from training.metrics import average_precision, best_f1_threshold, expected_calibration_error, harmonic_mean
 
 from training_fixtures import reference_average_precision
 from video_fixtures import write_text_as_mp4
@@ -83,7 +83,10 @@ def test_report_equals_metrics_of_the_classifiers_own_scores(classifier, dataset
     assert none["novel_map"] == pytest.approx(np.mean(novel))
     assert none["harmonic_mean"] == pytest.approx(harmonic_mean(np.mean(base), np.mean(novel)))
     assert none["ece"] == pytest.approx(expected_calibration_error(scores, targets))
-    assert set(none) == {"map", "base_map", "novel_map", "harmonic_mean", "ece", "per_class_ap"}
+    assert (none["f1_threshold"], none["best_f1"]) == pytest.approx(best_f1_threshold(scores, targets))
+    assert set(none) == {
+        "map", "base_map", "novel_map", "harmonic_mean", "ece", "f1_threshold", "best_f1", "per_class_ap"
+    }  # fmt: skip
 
 
 def test_each_video_is_encoded_once_for_all_systems(classifier, dataset, monkeypatch):
@@ -169,3 +172,25 @@ def test_cli_bad_input_is_one_line(tmp_path, dataset, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "missing.jsonl" in err and "\n" not in err
+
+
+def test_cli_writes_the_best_f1_threshold_into_the_checkpoint(tmp_path, fresh_tiny, dataset, capsys):
+    from ovmlv.checkpoint import WEIGHTS_FILE, save_checkpoint
+
+    entries, _, split, (manifest, vocabulary, split_file) = dataset
+    checkpoint = save_checkpoint(trained_like(fresh_tiny).model, tmp_path / "ckpt")
+    weights = (checkpoint / WEIGHTS_FILE).read_bytes()
+    args = ["--checkpoint", str(checkpoint), "--manifest", str(manifest), "--vocabulary", str(vocabulary)]
+    args += ["--split-file", str(split_file), "--split", "base", "--dtype", "float32", "--label-db", "none"]
+    assert main(args + ["--write-threshold"]) == 0
+    reloaded = VideoClassifier.from_pretrained(
+        checkpoint, device="cpu", dtype=torch.float32, label_db_path=None
+    )
+    library = evaluate(reloaded, entries[:12], split.base, split, "none")["systems"]["none"]
+    assert reloaded.threshold == library["f1_threshold"] != 0.5
+    assert (checkpoint / WEIGHTS_FILE).read_bytes() == weights  # only config.json changed
+    assert f"wrote threshold {library['f1_threshold']:.2f}" in capsys.readouterr().out
+    # A preset is not a directory it could write to: one line, exit 2, nothing written.
+    preset = ["--checkpoint", "tiny-clip", "--manifest", str(manifest), "--vocabulary", str(vocabulary)]
+    assert main(preset + ["--write-threshold"]) == 2
+    assert "needs a local checkpoint directory" in capsys.readouterr().err

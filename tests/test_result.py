@@ -233,3 +233,17 @@ def test_result_copies_its_inputs() -> None:
     copy = Result(["a", "b"], [[0, 1]], timeline)
     timeline[0, 0] = 0.9
     assert copy.timeline[0, 0] == np.float32(0.1)
+
+
+def test_the_default_threshold_is_the_results_own(result: Result) -> None:
+    """Without an argument, segments / to_dict / to_json use Result.threshold (the model's)."""
+    assert result.threshold == 0.5 and result.segments() == result.segments(0.5)
+    own = Result(labels=list(LABELS), times=np.array(TIMES), timeline=np.array(TIMELINE), threshold=0.7)
+    assert own.segments() == result.segments(0.7) != result.segments(0.5)
+    assert own.to_dict()["threshold"] == 0.7
+    assert own.to_dict()["segments"] == result.to_dict(0.7)["segments"]
+    assert own.to_dict(0.5)["segments"] == result.to_dict()["segments"]  # an argument still wins
+    restored = Result.from_dict(json.loads(own.to_json()))
+    assert restored.threshold == 0.7 and restored.segments() == own.segments()
+    with pytest.raises(ValueError, match="threshold"):
+        Result(labels=["a"], times=[[0, 1]], timeline=[[0.2]], threshold=1.2)

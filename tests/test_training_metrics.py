@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -120,3 +121,48 @@ def test_distillation_loss():
     frozen = torch.randn(4, 8, requires_grad=True)
     distillation_loss(tuned, frozen).backward()
     assert tuned.grad is not None and frozen.grad is None
+
+
+def test_best_f1_threshold_hand_computed():
+    from training.metrics import best_f1_threshold, micro_f1
+
+    # Three pairs positive (0.9, 0.6, 0.3), three negative (0.5, 0.2, 0.1).
+    probs = torch.tensor([[0.9, 0.5], [0.6, 0.2], [0.3, 0.1]])
+    targets = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    # F1 by threshold: (0.5, 0.6] -> 2 TP of 2 predicted: 2*2/(2+3) = 0.8; (0.3, 0.5] -> 2 TP of
+    # 3 predicted: 4/6; (0.2, 0.3] -> 3 TP of 4 predicted: 6/7 = 0.857, the best; it holds on
+    # (0.2, 0.3], so the grid point nearest 0.5 is 0.30 (a pair at exactly p = t is in).
+    threshold, f1 = best_f1_threshold(probs, targets)
+    assert threshold == pytest.approx(0.30) and f1 == pytest.approx(6 / 7)
+    assert micro_f1(probs, targets, 0.3) == pytest.approx(6 / 7)
+    assert micro_f1(probs, targets, 0.55) == pytest.approx(0.8) and micro_f1(probs, targets, 0.95) == 0.0
+
+
+def test_best_f1_threshold_matches_a_brute_force_search():
+    from training.metrics import best_f1_threshold
+
+    generator = torch.Generator().manual_seed(3)
+    targets = (torch.rand(40, 6, generator=generator) < 0.3).float()
+    probs = (0.35 * targets + 0.65 * torch.rand(40, 6, generator=generator)).clamp(0, 1)
+    threshold, f1 = best_f1_threshold(probs, targets)
+    best = None
+    for step in range(1, 100):
+        t = step / 100
+        predicted = probs.numpy().astype("float32") >= np.float32(t)
+        tp = (predicted & (targets.numpy() > 0.5)).sum()
+        score = 2 * tp / (predicted.sum() + targets.sum().item())
+        if (
+            best is None
+            or score > best[1] + 1e-12
+            or (abs(score - best[1]) <= 1e-12 and abs(t - 0.5) < abs(best[0] - 0.5))
+        ):
+            best = (t, score)
+    assert threshold == pytest.approx(best[0]) and f1 == pytest.approx(best[1])
+    assert threshold != 0.5  # the data were drawn so that 0.5 is not the best
+
+
+def test_best_f1_threshold_rejects_targets_without_a_positive():
+    from training.metrics import best_f1_threshold
+
+    with pytest.raises(ValueError, match="no positive"):
+        best_f1_threshold(torch.rand(4, 2), torch.zeros(4, 2))

@@ -9,7 +9,10 @@ system then scores the same window embeddings:
 - ``attributes``: zero-shot attributes (DESIGN §2.3): template + LLM-written phrases, alpha = 0.
 
 A clip's score for a label is the maximum over its windows (over the windows that overlap the
-clip's segment when the manifest entry has one).
+clip's segment when the manifest entry has one). Each system also gets the threshold with the
+best micro-F1 over the evaluated labels (``f1_threshold``); ``--write-threshold`` stores the
+tuned model's as the checkpoint's default threshold. Choose it on held-out clips of the base
+labels (a validation manifest, ``--split base``), never on the test set.
 
     python -m training.evaluate --checkpoint runs/x/final --manifest test.jsonl \\
         --vocabulary vocabulary.txt --split-file split.json --baseline none --baseline zero-shot
@@ -28,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ovmlv.checkpoint import is_checkpoint_dir, set_checkpoint_threshold
 from ovmlv.classifier import VideoClassifier, VideoState
 from ovmlv.decode import VideoDecodeError
 from ovmlv.errors import OvmlvError
@@ -39,7 +43,13 @@ from training.data.manifest import (
     read_split,
     read_vocabulary,
 )
-from training.metrics import average_precision, expected_calibration_error, harmonic_mean, nan_mean
+from training.metrics import (
+    average_precision,
+    best_f1_threshold,
+    expected_calibration_error,
+    harmonic_mean,
+    nan_mean,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +131,11 @@ def _system_report(
         report["novel_map"] = nan_mean(torch.tensor([per_class[x] for x in split.novel if x in per_class]))
         report["harmonic_mean"] = harmonic_mean(report["base_map"], report["novel_map"])
     report["ece"] = expected_calibration_error(torch.from_numpy(scores), torch.from_numpy(targets))
+    report["f1_threshold"], report["best_f1"] = math.nan, math.nan
+    if targets.size and targets.max() > 0.5:  # the threshold with the best micro-F1 over these labels
+        report["f1_threshold"], report["best_f1"] = best_f1_threshold(
+            torch.from_numpy(scores), torch.from_numpy(targets)
+        )
     report["per_class_ap"] = per_class
     return _nan_to_none(report)
 
@@ -210,11 +225,13 @@ def format_table(report: dict) -> str:
     lines = [
         f"{report['num_videos']} videos evaluated, {report['skipped']} skipped (unreadable)",
         "",
-        f"{'system':<12} {'mAP':>6} {'base':>6} {'novel':>6} {'HM':>6} {'ECE':>6}",
+        f"{'system':<12} {'mAP':>6} {'base':>6} {'novel':>6} {'HM':>6} {'ECE':>6} {'F1':>6} {'at p':>6}",
     ]
     for name, metrics in systems.items():
-        values = [metrics[key] for key in ("map", "base_map", "novel_map", "harmonic_mean", "ece")]
-        lines.append(f"{name:<12} " + " ".join(_cell(value) for value in values))
+        values = [metrics[key] for key in ("map", "base_map", "novel_map", "harmonic_mean", "ece", "best_f1")]
+        at = metrics["f1_threshold"]
+        cells = " ".join(_cell(value) for value in values) + ("     - " if at is None else f" {at:6.2f}")
+        lines.append(f"{name:<12} {cells}")
     labels = list(next(iter(systems.values()))["per_class_ap"]) if systems else []
     width = max([len("label")] + [len(label) for label in labels])
     lines += ["", f"{'label':<{width}} " + " ".join(f"{name:>10}" for name in systems)]
@@ -244,6 +261,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--label-db", default="default", help="label cache file ('none': memory only)")
     parser.add_argument("--output", help="write the JSON report here")
+    parser.add_argument(
+        "--write-threshold",
+        action="store_true",
+        help="store the tuned model's best-F1 threshold as the checkpoint's default (a local checkpoint)",
+    )
     return parser.parse_args(argv)
 
 
@@ -267,13 +289,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             dtype=getattr(torch, args.dtype) if args.dtype else None,
             label_db_path=None if args.label_db == "none" else args.label_db,
         )
+        if args.write_threshold and not is_checkpoint_dir(args.checkpoint):
+            raise ValueError(f"--write-threshold needs a local checkpoint directory, not {args.checkpoint!r}")
+        if args.write_threshold and "none" not in (args.baseline or ["none"]):
+            raise ValueError("--write-threshold needs the 'none' system (the tuned model)")
         report = evaluate(
             classifier, entries, vocabulary, split, args.baseline or ["none"], args.window, args.alpha
         )
+        threshold = report["systems"].get("none", {}).get("f1_threshold")
+        if args.write_threshold:
+            if threshold is None:
+                raise ValueError("no positive label in the manifest: no threshold to choose")
+            set_checkpoint_threshold(
+                args.checkpoint,
+                threshold,
+                {
+                    "threshold": {
+                        "best_f1": report["systems"]["none"]["best_f1"],
+                        "manifest": str(args.manifest),
+                    }
+                },
+            )
     except (ManifestError, OvmlvError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(format_table(report))
+    if args.write_threshold:
+        print(f"wrote threshold {threshold:.2f} to {Path(args.checkpoint) / 'config.json'}")
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(

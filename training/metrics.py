@@ -76,3 +76,39 @@ def expected_calibration_error(probs: torch.Tensor, targets: torch.Tensor, bins:
     if probs.min() < 0 or probs.max() > 1:
         raise ValueError("probs must be probabilities in [0, 1]")
     return float(binary_calibration_error(probs.flatten(), targets.flatten().gt(0.5).long(), n_bins=bins))
+
+
+def micro_f1(probs: torch.Tensor, targets: torch.Tensor, threshold: float) -> float:
+    """Micro-F1 when every (clip, label) pair whose probability reaches `threshold` (compared in
+    float32, as ``Result.segments`` does) is predicted present: 2 TP / (predicted + actual)."""
+    probs, targets = _as_matrix(probs, "probs"), _as_matrix(targets, "targets").gt(0.5)
+    if probs.shape != targets.shape:
+        raise ValueError(f"probs {tuple(probs.shape)} and targets {tuple(targets.shape)} differ in shape")
+    predicted = probs.float() >= torch.tensor(threshold, dtype=torch.float32)
+    total = int(predicted.sum()) + int(targets.sum())
+    return 2.0 * int((predicted & targets).sum()) / total if total else float("nan")
+
+
+def best_f1_threshold(probs: torch.Tensor, targets: torch.Tensor, step: float = 0.01) -> tuple[float, float]:
+    """The threshold on [step, 1 - step] (a grid of `step`) with the best micro-F1, and that F1.
+
+    Every (clip, label) pair is one binary prediction, positive when its probability reaches the
+    threshold; micro-F1 = 2 TP / (predicted positives + actual positives). Among equal F1s the
+    threshold nearest 0.5 wins. This is the threshold a fine-tuned checkpoint can ship as its
+    default (``ModelConfig.threshold``), chosen on held-out clips of its base labels.
+    """
+    probs, targets = _as_matrix(probs, "probs"), _as_matrix(targets, "targets").gt(0.5)
+    if probs.shape != targets.shape:
+        raise ValueError(f"probs {tuple(probs.shape)} and targets {tuple(targets.shape)} differ in shape")
+    if not targets.any():
+        raise ValueError("targets have no positive: no F1 to maximise")
+    count = round(1.0 / step)
+    grid = torch.arange(1, count, dtype=torch.float64) / count  # [G]
+    # Compare in float32, as Result.segments does: a window is in when float32(p) >= float32(threshold)
+    predicted = probs.float().flatten()[None, :] >= grid.float()[:, None]  # [G, N*C]
+    true_positives = (predicted & targets.flatten()[None, :]).sum(dim=1).double()
+    f1 = 2 * true_positives / (predicted.sum(dim=1).double() + targets.sum().double())
+    best = f1.max()
+    ties = (f1 == best).nonzero().flatten()
+    chosen = int(ties[(grid[ties] - 0.5).abs().argmin()])
+    return round(float(grid[chosen]), 6), float(best)

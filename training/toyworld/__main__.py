@@ -20,7 +20,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-QUICK = {"train_clips": 48, "test_clips": 32, "finetune_steps": 6, "eval_frames": 40}
+QUICK = {"train_clips": 48, "test_clips": 32, "val_clips": 16, "finetune_steps": 6, "eval_frames": 40}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,8 +9,10 @@ Stages (each writes under OUT; see `python -m training.toyworld --help`):
 4. fine-tune three variants with `training/` (configs/toyworld.yaml): the full method, the
    full method without the temporal branch, and without the LLM (learned context tokens);
 5. evaluate five systems on the held-out test set with `training.evaluate`;
-6. package the full model as OUT/toy (config.json, model.safetensors, open_clip/, llm/,
-   README.md with the table), ready to copy to checkpoints/toy.
+6. choose the full model's default threshold: the best micro-F1 on held-out validation clips
+   (OUT/data/val, base labels only; never the test set);
+7. package the full model as OUT/toy (config.json with that threshold, model.safetensors,
+   open_clip/, llm/, README.md with the table), ready to copy to checkpoints/toy.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from ovmlv.checkpoint import set_checkpoint_threshold
 
 from .report import GROUPS, summarise, write_checkpoint_readme
 from .toy_clip import ToyClipConfig
@@ -55,6 +59,7 @@ class ToyWorldPlan:
     seed: int = 0  # seeds pretraining, rendering and fine-tuning
     train_clips: int = 1200  # fine-tuning clips
     test_clips: int = 400  # held-out test clips (seed + 2,000,000: never overlaps training)
+    val_clips: int = 200  # held-out validation clips (seed + 3,000,000), base labels: the default threshold
     finetune_steps: int = 250  # optimiser steps per fine-tuned variant (300: reversal 53.4, not 51.6; +2 min)
     finetune_overrides: list[str] = field(default_factory=list)  # extra key=value for training/
     clip: ToyClipConfig = field(default_factory=ToyClipConfig)
@@ -68,6 +73,10 @@ class ToyWorldPlan:
     @property
     def test_seed(self) -> int:
         return self.seed * 10_000_000 + 2_000_000
+
+    @property
+    def val_seed(self) -> int:
+        return self.seed * 10_000_000 + 3_000_000
 
 
 def toy_model_config() -> dict[str, Any]:
@@ -107,28 +116,44 @@ def write_base_checkpoint(base: Path) -> Path:
     return base
 
 
-def render_data(data: Path, plan: ToyWorldPlan) -> dict[str, str]:
-    """Train and test sets (mp4 + manifest), vocabulary.txt and split.json under `data`.
+def base_labels_only(full: Path) -> Path:
+    """manifest.jsonl beside `full` (all.jsonl): the same clips, labelled with base nouns and motions only."""
+    from ovmlv.toyworld import BASE_NOUNS, MOTIONS
 
-    The training manifest keeps only base nouns and motions; the test manifest has every label.
-    """
-    from ovmlv.toyworld import BASE_NOUNS, MOTIONS, NOVEL_NOUNS, all_labels, render_dataset
-
-    test = render_dataset(data / "test", plan.test_clips, seed=plan.test_seed)
-    full_train = render_dataset(
-        data / "train", plan.train_clips, seed=plan.train_seed, manifest_name="all.jsonl"
-    )
     base = set(BASE_NOUNS) | set(MOTIONS)
-    train = full_train.with_name("manifest.jsonl")
-    with open(full_train, encoding="utf-8") as source, open(train, "w", encoding="utf-8") as target:
+    kept = full.with_name("manifest.jsonl")
+    with open(full, encoding="utf-8") as source, open(kept, "w", encoding="utf-8") as target:
         for line in source:
             entry = json.loads(line)
             entry["labels"] = [label for label in entry["labels"] if label in base]
             target.write(json.dumps(entry) + "\n")
+    return kept
+
+
+def render_data(data: Path, plan: ToyWorldPlan) -> dict[str, str]:
+    """Train, validation and test sets (mp4 + manifest), vocabulary.txt and split.json under `data`.
+
+    The training and validation manifests keep only base nouns and motions; the test manifest
+    has every label.
+    """
+    from ovmlv.toyworld import BASE_NOUNS, MOTIONS, NOVEL_NOUNS, all_labels, render_dataset
+
+    test = render_dataset(data / "test", plan.test_clips, seed=plan.test_seed)
+    train = base_labels_only(
+        render_dataset(data / "train", plan.train_clips, seed=plan.train_seed, manifest_name="all.jsonl")
+    )
+    val = base_labels_only(
+        render_dataset(data / "val", plan.val_clips, seed=plan.val_seed, manifest_name="all.jsonl")
+    )
     (data / "vocabulary.txt").write_text("\n".join(all_labels()) + "\n", encoding="utf-8")
     split = {"base": list(BASE_NOUNS) + list(MOTIONS), "novel": list(NOVEL_NOUNS)}
     (data / "split.json").write_text(json.dumps(split, indent=2), encoding="utf-8")
-    return {"train": str(train), "test": str(test), "vocabulary": str(data / "vocabulary.txt")}
+    return {
+        "train": str(train),
+        "val": str(val),
+        "test": str(test),
+        "vocabulary": str(data / "vocabulary.txt"),
+    }
 
 
 def finetune(out: Path, variant: str, plan: ToyWorldPlan) -> Path:
@@ -178,6 +203,24 @@ def evaluate_systems(out: Path, finals: dict[str, Path]) -> dict[str, Any]:
     return results
 
 
+def choose_threshold(out: Path, final: Path) -> dict[str, Any]:
+    """The fine-tuned model's best-F1 threshold on the validation clips (base labels), float32 CPU."""
+    from ovmlv.classifier import VideoClassifier
+    from ovmlv.factory import create_model
+    from ovmlv.label_db import LabelDB
+    from ovmlv.toyworld import BASE_NOUNS, MOTIONS
+    from training.data.manifest import read_manifest
+    from training.evaluate import evaluate
+
+    entries = read_manifest(out / "data" / "val" / "manifest.jsonl")
+    model = create_model(final, device="cpu", dtype=torch.float32)
+    classifier = VideoClassifier(model, LabelDB(None), name="toy-full")
+    system = evaluate(classifier, entries, list(BASE_NOUNS) + list(MOTIONS), baseline="none")["systems"][
+        "none"
+    ]
+    return {"value": system["f1_threshold"], "best_f1": system["best_f1"], "val_clips": len(entries)}
+
+
 def package(out: Path, final: Path, report: dict[str, Any]) -> Path:
     """OUT/toy: the full model's checkpoint with its base models and README (the table)."""
     target = out / "toy"
@@ -185,6 +228,8 @@ def package(out: Path, final: Path, report: dict[str, Any]) -> Path:
         shutil.rmtree(target)
     shutil.copytree(final, target)
     (target / "eval.json").unlink(missing_ok=True)  # the trainer's own evaluation (none is configured)
+    threshold = report["threshold"]
+    set_checkpoint_threshold(target, threshold["value"], {"threshold": threshold})
     (target / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     write_checkpoint_readme(target / "README.md", report)
     return target
@@ -230,6 +275,9 @@ def run(out: Path, plan: ToyWorldPlan, command: str, reuse_base: Path | None = N
     tic = time.perf_counter()
     systems = evaluate_systems(out, finals)
     timings["evaluate_s"] = time.perf_counter() - tic
+    tic = time.perf_counter()
+    threshold = choose_threshold(out, finals["full"])
+    timings["threshold_s"] = time.perf_counter() - tic
     timings["total_s"] = time.perf_counter() - start
     report = {
         "command": command,
@@ -238,6 +286,7 @@ def run(out: Path, plan: ToyWorldPlan, command: str, reuse_base: Path | None = N
         "num_test_clips": systems.pop("_num_videos"),
         "groups": {name: list(labels) for name, labels in GROUPS.items()},
         "table": summarise(systems),
+        "threshold": threshold,
         "systems": systems,
         "pretrain": {k: pretrain_report[k] for k in ("clip", "llm", "llm_examples", "sizes_bytes")},
         "timings": timings,
