@@ -28,6 +28,7 @@ except ImportError:
     spaces = None
 
 import argparse
+import hashlib
 import html
 import logging
 import os
@@ -71,6 +72,18 @@ def _banner_html(text: str) -> str:
         '<div style="background:#fff4ce;border:1px solid #e0b000;border-radius:6px;padding:.6rem .9rem;'
         f'color:#3d2f00">⚠️ {html.escape(text)}</div>'
     )
+
+
+def examples_cache_key(classifier: VideoClassifier) -> str:
+    """What cached example outputs depend on: the whole model (config with its threshold, and every
+    trained tensor, temporal branches included), not only its label side (the label-cache key)."""
+    model = classifier.model
+    digest = hashlib.sha256(model.config.to_json().encode())
+    digest.update(classifier.labels.fingerprint.encode())  # covers the frozen towers and the LLM
+    for name, tensor in sorted(model.trained_state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:20]
 
 
 @contextmanager
@@ -236,7 +249,7 @@ def build_demo(
         ).success(**render)
 
         examples = ensure_example_clips(examples_dir or default_examples_dir())
-        with _examples_cache(examples_cache, classifier.labels.fingerprint):
+        with _examples_cache(examples_cache, examples_cache_key(classifier)):
             gr.Examples(
                 examples,
                 inputs=[video, labels],

@@ -281,3 +281,26 @@ def test_the_models_threshold_is_the_apps_default(tmp_path):
     assert answer["segments"] == session.result.to_dict(0.27)["segments"]
     shown = handlers.run_example(str(clip), "red square, green")
     assert shown[0]["threshold"] == 0.27 and shown[-1].endswith("segment(s) at threshold 0.27.")
+
+
+def test_cached_examples_are_keyed_by_the_whole_model():
+    """Example outputs are cached per model: a new threshold or new temporal weights (which the
+    label-cache key ignores) must not show another model's cached outputs."""
+    import torch
+
+    import app
+    import ovmlv
+
+    def load():
+        return ovmlv.VideoClassifier.from_pretrained("tiny-clip", device="cpu", label_db_path=None)
+
+    first, second = load(), load()
+    key = app.examples_cache_key(first)
+    assert app.examples_cache_key(second) == key  # the same model, loaded twice
+    second.model.config.threshold = 0.3
+    assert app.examples_cache_key(second) != key
+    third = load()
+    with torch.no_grad():
+        next(iter(third.model.temporal.branches.values())).gate.fill_(0.5)
+    assert third.labels.fingerprint == first.labels.fingerprint  # the label side is the same...
+    assert app.examples_cache_key(third) != key  # ...the outputs are not
