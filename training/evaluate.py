@@ -283,16 +283,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 vocabulary = [label for label in vocabulary if label in chosen]
         elif args.split != "all":
             raise ManifestError(f"--split {args.split} needs --split-file")
+        if args.write_threshold and not is_checkpoint_dir(args.checkpoint):
+            raise ValueError(f"--write-threshold needs a local checkpoint directory, not {args.checkpoint!r}")
+        if args.write_threshold and "none" not in (args.baseline or ["none"]):
+            raise ValueError("--write-threshold needs the 'none' system (the tuned model)")
         classifier = VideoClassifier.from_pretrained(
             args.checkpoint,
             device=args.device,
             dtype=getattr(torch, args.dtype) if args.dtype else None,
             label_db_path=None if args.label_db == "none" else args.label_db,
         )
-        if args.write_threshold and not is_checkpoint_dir(args.checkpoint):
-            raise ValueError(f"--write-threshold needs a local checkpoint directory, not {args.checkpoint!r}")
-        if args.write_threshold and "none" not in (args.baseline or ["none"]):
-            raise ValueError("--write-threshold needs the 'none' system (the tuned model)")
         report = evaluate(
             classifier, entries, vocabulary, split, args.baseline or ["none"], args.window, args.alpha
         )

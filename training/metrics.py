@@ -97,18 +97,11 @@ def best_f1_threshold(probs: torch.Tensor, targets: torch.Tensor, step: float = 
     threshold nearest 0.5 wins. This is the threshold a fine-tuned checkpoint can ship as its
     default (``ModelConfig.threshold``), chosen on held-out clips of its base labels.
     """
-    probs, targets = _as_matrix(probs, "probs"), _as_matrix(targets, "targets").gt(0.5)
-    if probs.shape != targets.shape:
-        raise ValueError(f"probs {tuple(probs.shape)} and targets {tuple(targets.shape)} differ in shape")
-    if not targets.any():
+    if not _as_matrix(targets, "targets").gt(0.5).any():
         raise ValueError("targets have no positive: no F1 to maximise")
     count = round(1.0 / step)
-    grid = torch.arange(1, count, dtype=torch.float64) / count  # [G]
-    # Compare in float32, as Result.segments does: a window is in when float32(p) >= float32(threshold)
-    predicted = probs.float().flatten()[None, :] >= grid.float()[:, None]  # [G, N*C]
-    true_positives = (predicted & targets.flatten()[None, :]).sum(dim=1).double()
-    f1 = 2 * true_positives / (predicted.sum(dim=1).double() + targets.sum().double())
-    best = f1.max()
-    ties = (f1 == best).nonzero().flatten()
-    chosen = int(ties[(grid[ties] - 0.5).abs().argmin()])
-    return round(float(grid[chosen]), 6), float(best)
+    grid = [i / count for i in range(1, count)]
+    scores = [micro_f1(probs, targets, threshold) for threshold in grid]
+    best = max(scores)
+    chosen = min((t for t, f1 in zip(grid, scores) if f1 == best), key=lambda t: abs(t - 0.5))
+    return round(chosen, 6), best
