@@ -393,3 +393,49 @@ def test_truth_matrix_matches_is_true_and_binding_negatives_swap_colours():
             ("red", "square", ()),
         }
     assert abs(swaps / 400 - BINDING_P) < 0.1
+
+
+def test_bf16_precision_computes_the_toy_clip_loss_in_bf16_close_to_fp32_with_float_master_weights():
+    from dataclasses import replace
+
+    import open_clip
+
+    from training.toyworld.toy_clip import (
+        LAYOUT_GRID,
+        ToyClipConfig,
+        batch_loss,
+        build_model,
+        compute_precision,
+    )
+    from training.toyworld.toy_llm import ToyLLMConfig
+
+    for config in (ToyClipConfig, ToyLLMConfig):
+        with pytest.raises(ValueError, match="precision"):
+            config(precision="fp16")
+    cfg = replace(ToyClipConfig(), vision_layers=2, text_layers=1)
+    model = build_model(cfg)
+    torch.manual_seed(0)
+    probe = torch.nn.Linear(cfg.embed_dim, 41 + LAYOUT_GRID**2)
+    tokens = open_clip.SimpleTokenizer(context_length=cfg.context_length)(["a red circle", "a blue square"])
+    pixels, truth, presence = torch.randn(3, 3, 64, 64), torch.zeros(3, 2), torch.zeros(3, 41)
+    truth[0, 0] = truth[1, 1] = 1.0
+    presence[:, [0, 6, 11]] = 1.0
+
+    def loss_and_grads(precision: str) -> tuple[torch.Tensor, list[torch.Tensor], torch.dtype]:
+        model.zero_grad()
+        with compute_precision(precision):
+            features = model.encode_image(pixels)
+            contrastive, probe_loss = batch_loss(model, probe, pixels, tokens, truth, presence, 1.0)
+        (contrastive + probe_loss).backward()
+        grads = [p.grad.clone() for p in model.visual.parameters() if p.grad is not None]
+        return contrastive.detach().float(), grads, features.dtype
+
+    reference, reference_grads, fp32_dtype = loss_and_grads("fp32")
+    half, half_grads, bf16_dtype = loss_and_grads("bf16")
+    assert (fp32_dtype, bf16_dtype) == (torch.float32, torch.bfloat16)  # bf16 really ran
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay float
+    assert not torch.equal(half, reference)
+    torch.testing.assert_close(half, reference, rtol=0.02, atol=0.0)
+    flat = torch.cat([g.flatten() for g in reference_grads]).double()
+    flat_half = torch.cat([g.flatten() for g in half_grads]).double()
+    assert torch.nn.functional.cosine_similarity(flat, flat_half, dim=0) > 0.98

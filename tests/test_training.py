@@ -329,6 +329,36 @@ def test_killed_run_resumes_to_the_same_final_loss(tmp_path, shapes):
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
+def test_bf16_on_the_cpu_runs_under_autocast_with_the_math_attention_kernel(tmp_path, shapes, monkeypatch):
+    """The toy world fine-tunes with mixed_precision bf16 on the CPU: autocast (first loss close
+    to float32's, not equal) with the flash attention kernel switched off (its bf16 backward is
+    slow), in the same process as float32 runs (accelerate's own CPU bf16 would refuse that)."""
+    import contextlib
+
+    import training.trainer as trainer_module
+
+    original, seen = trainer_module.compute_precision, []
+
+    @contextlib.contextmanager
+    def spy(precision):
+        with original(precision):
+            seen.append(
+                (precision, torch.is_autocast_enabled("cpu"), torch.backends.cuda.flash_sdp_enabled())
+            )
+            yield
+
+    monkeypatch.setattr(trainer_module, "compute_precision", spy)
+    first = {}
+    for mode in ("no", "bf16"):
+        run(
+            tmp_path / mode, "max_steps=1", f"mixed_precision={mode!r}", data=shapes
+        )  # quoted: YAML reads no as false
+        first[mode] = read_metrics(tmp_path / mode)[0]["loss"]
+    assert seen == [("fp32", False, True), ("bf16", True, False)]
+    assert first["bf16"] != first["no"] and first["bf16"] == pytest.approx(first["no"], rel=0.05)
+    assert torch.backends.cuda.flash_sdp_enabled() and not torch.is_autocast_enabled("cpu")  # restored
+
+
 @pytest.mark.slow
 def test_two_process_cpu_ddp_run_writes_one_final_checkpoint(tmp_path, shapes):
     torchrun = Path(sys.executable).with_name("torchrun")

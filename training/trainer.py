@@ -35,6 +35,7 @@ from training.data import sample_labels
 from training.inputs import TrainData, configured_paths, load_data, set_loader_epoch, synthesize, train_loader
 from training.objective import LOSS_NAMES, TrainStep
 from training.optim import build_optimizer, build_scheduler
+from training.precision import compute_precision
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def make_accelerator(cfg: TrainConfig):
     if cfg.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
-    mixed = cfg.mixed_precision
+    mixed = "no" if cpu_bf16(cfg) else cfg.mixed_precision
     if mixed == "auto":
         mixed = (
             "bf16" if torch.cuda.is_available() and not cfg.cpu and torch.cuda.is_bf16_supported() else "no"
@@ -93,6 +94,16 @@ def make_accelerator(cfg: TrainConfig):
     return Accelerator(
         mixed_precision=mixed, cpu=cpu, step_scheduler_with_optimizer=False, kwargs_handlers=[timeout]
     )
+
+
+def cpu_bf16(cfg: TrainConfig) -> bool:
+    """bf16 asked for on the CPU: the trainer runs its steps under training.precision's autocast.
+
+    Accelerate is then told "no": its CPU bf16 is the same autocast, but with the CPU flash
+    attention kernel, whose bf16 backward is slower than float32, and its state is one per process
+    (a second run with another precision in the same process is refused).
+    """
+    return cfg.mixed_precision == "bf16" and (cfg.cpu or not torch.cuda.is_available())
 
 
 def step_generator(seed: int, step: int, rank: int) -> torch.Generator:
@@ -224,8 +235,9 @@ class Trainer:
                 targets, self.data.base_ids, cfg.loss.num_negatives, generator
             )
             labels = [self.data.vocabulary[i] for i in label_ids.tolist()]
-            losses = self.step_module(pixels, labels, label_targets)
-            accelerator.backward(losses["loss"])
+            with compute_precision("bf16" if cpu_bf16(cfg) else "fp32"):
+                losses = self.step_module(pixels, labels, label_targets)
+                accelerator.backward(losses["loss"])
             if cfg.optim.grad_clip > 0:
                 grad_norm = accelerator.clip_grad_norm_(self.trainable, cfg.optim.grad_clip)
             self.optimizer.step()
