@@ -350,9 +350,8 @@ def test_bf16_on_the_cpu_runs_under_autocast_with_the_math_attention_kernel(tmp_
     monkeypatch.setattr(trainer_module, "compute_precision", spy)
     first = {}
     for mode in ("no", "bf16"):
-        run(
-            tmp_path / mode, "max_steps=1", f"mixed_precision={mode!r}", data=shapes
-        )  # quoted: YAML reads no as false
+        # quoted: YAML reads a bare no as false
+        run(tmp_path / mode, "max_steps=1", f"mixed_precision={mode!r}", data=shapes)
         first[mode] = read_metrics(tmp_path / mode)[0]["loss"]
     assert seen == [("fp32", False, True), ("bf16", True, False)]
     assert first["bf16"] != first["no"] and first["bf16"] == pytest.approx(first["no"], rel=0.05)

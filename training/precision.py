@@ -17,12 +17,17 @@ import torch
 PRECISIONS = ("fp32", "bf16")
 
 
+def check_precision(precision: str) -> None:
+    """ValueError unless `precision` is one of PRECISIONS (for config validation)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+
+
 @contextlib.contextmanager
 def compute_precision(precision: str) -> Iterator[None]:
     """Run the enclosed forward (and the backward it records) in `precision`: "fp32" as is,
     "bf16" under CPU autocast with the math attention kernel."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    check_precision(precision)
     if precision == "fp32":
         yield
         return

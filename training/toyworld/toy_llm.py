@@ -21,7 +21,7 @@ import torch
 
 from ovmlv import prompts
 from ovmlv.tiny_llm import train_chat_tokenizer
-from training.precision import PRECISIONS, compute_precision
+from training.precision import check_precision, compute_precision
 
 from .corpus import chat_examples, definition_documents, tokenizer_corpus
 
@@ -51,8 +51,7 @@ class ToyLLMConfig:
     # step instead of 0.21 s on 2 cores, phrases exact either way (session 13)
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        check_precision(self.precision)
 
 
 def build_tokenizer(vocab_size: int = 768) -> Any:
