@@ -87,6 +87,9 @@ def test_config_yaml_inherit_and_dotted_overrides():
         ("optim.lr.x=1", r"optim\.lr is not a section"),
         ("loss.kind=softmax", r"loss\.kind must be one of"),
         ("no_equals_sign", r"not key=value"),
+        ("data.time_reversal_p=1.5", r"data\.time_reversal_p must be in \[0, 1\]"),
+        ("data.time_reversal_pairs=[[a, a]]", r"pairs of two different labels"),
+        ("data.time_reversal_pairs=[[a, b, c]]", r"pairs of two different labels"),
     ],
 )
 def test_config_errors_name_the_key(override, message):

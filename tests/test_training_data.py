@@ -288,6 +288,64 @@ def test_frame_cache_gives_the_same_items_and_decodes_each_window_once(monkeypat
     assert all(torch.equal(a, b) for a, b in zip(fresh, again))
 
 
+def test_time_reversal_plays_windows_backwards_and_swaps_the_paired_labels(synthetic):
+    """p=1: the same window and crop as without it, frames in the opposite order, and the targets
+    of each pair swapped (the others kept); p=0.5: about half the draws, the rest untouched."""
+    from training.inputs import train_loader
+
+    entries, vocabulary, _ = synthetic
+    pairs = [["red square", "blue circle"], ["green square", "red circle"]]
+    swapped = {"red square": "blue circle", "blue circle": "red square"}
+    swapped |= {"green square": "red circle", "red circle": "green square"}
+
+    def dataset(p):
+        return WindowDataset(
+            entries, vocabulary, 4, 32, (0.5,) * 3, (0.2,) * 3, reversal_p=p, reversal_pairs=pairs
+        )
+
+    def draw(data, indices, seed=3):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return [data[i] for i in indices]
+
+    indices = list(range(len(entries)))
+    plain, backwards = draw(dataset(0.0), indices), draw(dataset(1.0), indices)
+    checked_swap = False
+    for entry, a, b in zip(entries, plain, backwards):
+        assert torch.equal(b["pixels"], a["pixels"].flip(0)) and not torch.equal(b["pixels"], a["pixels"])
+        expected = sorted(swapped.get(label, label) for label in entry.labels)
+        assert sorted(vocabulary[i] for i in b["targets"].nonzero().flatten()) == expected
+        checked_swap |= any(label in swapped for label in entry.labels)
+    assert checked_swap
+    half = [item for seed in range(4) for item in draw(dataset(0.5), indices, seed)]
+    same = [item for seed in range(4) for item in draw(dataset(0.0), indices, seed)]
+    flipped = [torch.equal(h["pixels"], a["pixels"].flip(0)) for h, a in zip(half, same)]
+    kept = [torch.equal(h["pixels"], a["pixels"]) for h, a in zip(half, same)]
+    assert all(f != k for f, k in zip(flipped, kept)) and 0.3 < np.mean(flipped) < 0.7
+    evaluation = WindowDataset(
+        entries, vocabulary, 4, 32, (0.5,) * 3, (0.2,) * 3, train=False, reversal_p=1.0
+    )
+    centre = WindowDataset(entries, vocabulary, 4, 32, (0.5,) * 3, (0.2,) * 3, train=False)
+    assert torch.equal(evaluation[0]["pixels"], centre[0]["pixels"])  # evaluation windows: never
+    with pytest.raises(ValueError, match="time-reversal label 'zebra' is not in the vocabulary"):
+        WindowDataset(
+            entries, vocabulary, 4, 32, (0.5,) * 3, (0.2,) * 3, reversal_pairs=[["zebra", "red square"]]
+        )
+    with pytest.raises(ValueError, match="disjoint pairs"):
+        WindowDataset(
+            entries, vocabulary, 4, 32, (0.5,) * 3, (0.2,) * 3, reversal_pairs=[pairs[0], pairs[0][::-1]]
+        )
+    # the training config reaches the training loader's dataset
+    from training.config import load_config
+
+    reversal = ["data.time_reversal_p=0.25", f"data.time_reversal_pairs={json.dumps(pairs)}"]
+    cfg = load_config([], ["data.train_manifest=m.jsonl", "data.vocabulary=v.txt", *reversal])
+    loader = train_loader(entries, vocabulary, cfg, 4, 32, (0.5,) * 3, (0.2,) * 3)
+    assert loader.dataset.dataset.reversal_p == 0.25
+    assert torch.equal(loader.dataset.dataset.reversed_order, dataset(0.0).reversed_order)
+    assert vocabulary[int(dataset(0.0).reversed_order[vocabulary.index("red square")])] == "blue circle"
+
+
 def test_labels_outside_the_vocabulary_are_an_error():
     with pytest.raises(ValueError, match="not in the vocabulary: 'zebra'"):
         make_dataset([ManifestEntry("a.mp4", ["zebra", "dog"])], ["dog"], train=False)

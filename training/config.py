@@ -55,6 +55,9 @@ class DataSection:
     window_s: float = 2.0  # seconds per training window
     num_workers: int = 4  # DataLoader worker processes per training process
     frame_cache_mb: float = 0.0  # decoded windows kept in memory (only useful with num_workers 0); 0: none
+    time_reversal_p: float = 0.0  # training windows played backwards, with time_reversal_pairs swapped
+    # in their targets; every label not in a pair must read the same backwards (an object, a colour)
+    time_reversal_pairs: list[list[str]] = field(default_factory=list)  # [[moving left, moving right], ...]
     synthetic_clips: int = 0  # > 0: generate this many synthetic clips into run_dir/data and train on them
     synthetic_eval_clips: int = 0  # > 0: also generate an evaluation set (replaces eval_manifest)
 
@@ -128,6 +131,11 @@ class TrainConfig:
             (len(self.optim.betas) == 2, "optim.betas must be two numbers"),
             (isinstance(self.model.overrides, dict), "model.overrides must be a mapping"),
             (self.optim.warmup_steps >= 0, "optim.warmup_steps must be >= 0"),
+            (0.0 <= self.data.time_reversal_p <= 1.0, "data.time_reversal_p must be in [0, 1]"),
+            (
+                all(len(pair) == 2 and pair[0] != pair[1] for pair in self.data.time_reversal_pairs),
+                "data.time_reversal_pairs must be pairs of two different labels",
+            ),
             (
                 self.optim.label_gate_min is None or 0.0 <= self.optim.label_gate_min < 1.0,
                 "optim.label_gate_min must be in [0, 1) (or null)",

@@ -180,6 +180,8 @@ def train_loader(
         train=True,
         seed=cfg.seed,
         frame_cache_mb=cfg.data.frame_cache_mb,
+        reversal_p=cfg.data.time_reversal_p,
+        reversal_pairs=cfg.data.time_reversal_pairs,
     )
     return DataLoader(
         SeededItems(windows, cfg.seed),

@@ -16,6 +16,11 @@ crop) in a least-recently-used cache of that size, keyed by entry and frame time
 dataset read for many epochs in the training process itself (``num_workers: 0``), each clip is
 decoded once instead of once per epoch. Worker processes are restarted every epoch, so there
 the cache would only cost memory.
+
+With ``reversal_p`` > 0 (training only) a window is played backwards with that probability, and
+its targets swap the labels of each pair in ``reversal_pairs`` ("moving left" <-> "moving right"):
+the same frames then carry opposite labels, which only the order of the frames can explain.
+Every label outside the pairs must read the same backwards (objects, colours, "blinking").
 """
 
 from __future__ import annotations
@@ -163,6 +168,8 @@ class WindowDataset(Dataset):
         train: bool = True,
         seed: int = 0,
         frame_cache_mb: float = 0.0,
+        reversal_p: float = 0.0,
+        reversal_pairs: Sequence[Sequence[str]] = (),
     ) -> None:
         """Build the dataset.
 
@@ -177,6 +184,8 @@ class WindowDataset(Dataset):
             train: random window and crop (True) or centre window and crop (False).
             seed: mixed with torch's global RNG into each item's random window and crop.
             frame_cache_mb: memory for decoded windows (see the module docstring); 0: none.
+            reversal_p: probability that a training window is played backwards (module docstring).
+            reversal_pairs: label pairs that swap when a window is played backwards.
         """
         self.entries = list(entries)
         self.vocabulary = list(vocabulary)
@@ -190,6 +199,23 @@ class WindowDataset(Dataset):
         self._mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
         self._std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
         self.cache = FrameCache(int(frame_cache_mb * 2**20))
+        self.reversal_p = reversal_p
+        self.reversed_order = self._reversed_order(reversal_pairs)
+
+    def _reversed_order(self, pairs: Sequence[Sequence[str]]) -> torch.Tensor:
+        """Index map [V]: targets[order] are the targets of the window played backwards."""
+        order = torch.arange(len(self.vocabulary))
+        seen: set[str] = set()
+        for pair in pairs:
+            missing = [label for label in pair if label not in self.label_ids]
+            if missing:
+                raise ValueError(f"time-reversal label {missing[0]!r} is not in the vocabulary")
+            if len(pair) != 2 or seen & set(pair):
+                raise ValueError(f"time-reversal pairs must be disjoint pairs of labels: {list(pair)!r}")
+            seen.update(pair)
+            a, b = (self.label_ids[label] for label in pair)
+            order[a], order[b] = b, a
+        return order
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -225,7 +251,15 @@ class WindowDataset(Dataset):
         except (VideoDecodeError, OSError) as exc:
             logger.warning("skipping entry %d: %s", index, exc)
             return None
-        return {"pixels": self.to_pixels(frames, generator), "targets": self.targets(index), "index": index}
+        pixels, targets = self.to_pixels(frames, generator), self.targets(index)
+        # drawn after the crop and only when enabled: runs without it keep their windows and crops
+        if (
+            generator is not None
+            and self.reversal_p > 0
+            and float(torch.rand((), generator=generator)) < self.reversal_p
+        ):
+            pixels, targets = pixels.flip(0), targets[self.reversed_order]
+        return {"pixels": pixels, "targets": targets, "index": index}
 
     def to_pixels(self, frames: np.ndarray, generator: torch.Generator | None = None) -> torch.Tensor:
         """uint8 frames [T, H, W, 3] (short side S) -> normalised float [T, 3, S, S] (random crop with a generator)."""
