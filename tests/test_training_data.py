@@ -335,6 +335,8 @@ def test_time_reversal_plays_windows_backwards_and_swaps_the_paired_labels(synth
         WindowDataset(
             entries, vocabulary, 4, 32, (0.5,) * 3, (0.2,) * 3, reversal_pairs=[pairs[0], pairs[0][::-1]]
         )
+    with pytest.raises(ValueError, match="disjoint pairs"):  # a label paired with itself
+        WindowDataset(entries, vocabulary, 4, 32, (0.5,) * 3, (0.2,) * 3, reversal_pairs=[["red square"] * 2])
     # the training config reaches the training loader's dataset
     from training.config import load_config
 

@@ -210,7 +210,7 @@ class WindowDataset(Dataset):
             missing = [label for label in pair if label not in self.label_ids]
             if missing:
                 raise ValueError(f"time-reversal label {missing[0]!r} is not in the vocabulary")
-            if len(pair) != 2 or seen & set(pair):
+            if len(pair) != 2 or pair[0] == pair[1] or seen & set(pair):
                 raise ValueError(f"time-reversal pairs must be disjoint pairs of labels: {list(pair)!r}")
             seen.update(pair)
             a, b = (self.label_ids[label] for label in pair)
