@@ -150,3 +150,37 @@ def test_label_gate_floor_projection(tmp_path):
         trainer.model.label_encoder.gate.fill_(0.9)
     trainer.project_label_gate()  # above the floor: unchanged
     assert float(trainer.model.label_encoder.gate.detach()) == pytest.approx(0.9)
+
+
+def test_label_gate_held_on_a_line_from_label_gate_from_to_the_floor(tmp_path):
+    from training.config import load_config
+    from training.trainer import Trainer
+
+    overrides = ["optim.label_gate_min=0.05", "optim.label_gate_from=0.45", "max_steps=4"]
+    cfg = load_config(
+        ["training/configs/smoke.yaml"], [f"run_dir={tmp_path}", *overrides, "data.synthetic_eval_clips=0"]
+    )
+    trainer = Trainer(cfg)
+    assert [trainer.held_label_gate(step) for step in range(5)] == pytest.approx(
+        [0.45, 0.35, 0.25, 0.15, 0.05]
+    )
+    assert trainer.held_label_gate(9) == pytest.approx(0.05)  # past max_steps: the end value
+
+    def gate() -> float:
+        return math.tanh(float(trainer.model.label_encoder.gate.detach()))
+
+    with torch.no_grad():
+        trainer.model.label_encoder.gate.fill_(2.0)  # held means held: from above as from below
+    trainer.step = 1
+    trainer.project_label_gate()  # after the second update
+    assert math.isclose(gate(), 0.25, rel_tol=1e-5)
+    trainer.step = 0
+    in_forward = []
+    trainer.step_module.register_forward_pre_hook(lambda module, args: in_forward.append(gate()))
+    trainer.fit()  # four real steps
+    assert in_forward[:4] == pytest.approx([0.45, 0.35, 0.25, 0.15], rel=1e-4)  # the first one sees 0.45
+    logged = [
+        json.loads(line)["gate/label"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert logged == pytest.approx([0.35, 0.25, 0.15, 0.05], rel=1e-4)
+    assert math.isclose(gate(), 0.05, rel_tol=1e-5)  # and so does the exported model

@@ -90,6 +90,7 @@ def test_config_yaml_inherit_and_dotted_overrides():
         ("data.time_reversal_p=1.5", r"data\.time_reversal_p must be in \[0, 1\]"),
         ("data.time_reversal_pairs=[[a, a]]", r"pairs of two different labels"),
         ("data.time_reversal_pairs=[[a, b, c]]", r"pairs of two different labels"),
+        ("optim.label_gate_from=0.3", r"optim\.label_gate_from .*needs optim\.label_gate_min"),
     ],
 )
 def test_config_errors_name_the_key(override, message):

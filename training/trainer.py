@@ -230,6 +230,8 @@ class Trainer:
         values = torch.zeros(len(LOSS_NAMES), device=accelerator.device)
         grad_norm = torch.zeros(())
         if counts[2] == 0:
+            if cfg.optim.label_gate_from is not None:
+                self.project_label_gate(self.step)  # the held gate of this step, from the first one
             generator = step_generator(cfg.seed, self.step, accelerator.process_index)
             label_ids, label_targets = sample_labels(
                 targets, self.data.base_ids, cfg.loss.num_negatives, generator
@@ -260,18 +262,34 @@ class Trainer:
             **self.gate_metrics(),
         }
 
-    def project_label_gate(self) -> None:
+    def project_label_gate(self, step: int | None = None) -> None:
         """Keep tanh(h) of the label gate >= optim.label_gate_min (when set) after each update.
 
         The gate interpolates from the zero-shot embedding e0 toward e_soft. A negative gate
         extrapolates away from e_soft instead, and can then never remove e0: when e0 is
         uninformative (labels the backbone never saw) training gets stuck there. A small floor
         keeps the gate on the interpolating side; at init the gate is still exactly 0.
+
+        With optim.label_gate_from the gate is not learned: it is held on a line from that
+        value down to label_gate_min, reached at the last step. While the labels may move with
+        the windows, the temporal branches learn the motions far better; at the end the labels
+        are back near their zero-shot anchors, which the novel labels need (toy world, session 15).
         """
-        floor = self.cfg.optim.label_gate_min
-        if floor is not None:
-            with torch.no_grad():
-                self.model.label_encoder.gate.clamp_(min=math.atanh(floor))
+        optim = self.cfg.optim
+        if optim.label_gate_min is None:
+            return
+        gate = self.model.label_encoder.gate
+        with torch.no_grad():
+            if optim.label_gate_from is None:
+                gate.clamp_(min=math.atanh(optim.label_gate_min))
+            else:
+                gate.fill_(math.atanh(self.held_label_gate(self.step + 1 if step is None else step)))
+
+    def held_label_gate(self, step: int) -> float:
+        """tanh(label gate) after `step` updates under optim.label_gate_from (linear, then flat)."""
+        optim = self.cfg.optim
+        done = min(step / max(self.cfg.max_steps, 1), 1.0)
+        return optim.label_gate_from + (optim.label_gate_min - optim.label_gate_from) * done
 
     def gate_metrics(self) -> dict[str, float]:
         model = self.model
