@@ -70,9 +70,7 @@ class OptimSection:
     vision_lr: float = 1e-5  # peak learning rate of the vision tower when model.train_vision_tower
     scalar_lr: float | None = None  # peak learning rate of the gates, logit scale and bias (None: lr)
     label_gate_min: float | None = None  # after each step keep tanh(label gate) >= this (None: no floor)
-    label_gate_from: float | None = (
-        None  # hold tanh(label gate) on a line from this (first step) to label_gate_min
-    )
+    label_gate_from: float | None = None  # hold tanh(label gate) on a line from this down to label_gate_min
     weight_decay: float = 0.05  # for weight matrices; never gates, biases, norms, tables, prefix/queries
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # AdamW betas
     eps: float = 1e-8  # AdamW epsilon
