@@ -165,6 +165,11 @@ def test_label_gate_held_on_a_line_from_label_gate_from_to_the_floor(tmp_path):
         [0.45, 0.35, 0.25, 0.15, 0.05]
     )
     assert trainer.held_label_gate(9) == pytest.approx(0.05)  # past max_steps: the end value
+    trainer.cfg.optim.label_gate_hold = 0.5  # held at 0.45 for the first half, then the line
+    assert [trainer.held_label_gate(step) for step in range(5)] == pytest.approx(
+        [0.45, 0.45, 0.45, 0.25, 0.05]
+    )
+    trainer.cfg.optim.label_gate_hold = 0.0
 
     def gate() -> float:
         return math.tanh(float(trainer.model.label_encoder.gate.detach()))

@@ -71,6 +71,7 @@ class OptimSection:
     scalar_lr: float | None = None  # peak learning rate of the gates, logit scale and bias (None: lr)
     label_gate_min: float | None = None  # after each step keep tanh(label gate) >= this (None: no floor)
     label_gate_from: float | None = None  # hold tanh(label gate) on a line from this down to label_gate_min
+    label_gate_hold: float = 0.0  # share of max_steps that label_gate_from holds before its line starts
     weight_decay: float = 0.05  # for weight matrices; never gates, biases, norms, tables, prefix/queries
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # AdamW betas
     eps: float = 1e-8  # AdamW epsilon
@@ -146,6 +147,7 @@ class TrainConfig:
                 or (self.optim.label_gate_min is not None and 0.0 <= self.optim.label_gate_from < 1.0),
                 "optim.label_gate_from must be in [0, 1) and needs optim.label_gate_min",
             ),
+            (0.0 <= self.optim.label_gate_hold < 1.0, "optim.label_gate_hold must be in [0, 1)"),
             (
                 self.max_steps_this_run is None or self.max_steps_this_run > 0,
                 "max_steps_this_run must be > 0",

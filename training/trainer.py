@@ -288,7 +288,8 @@ class Trainer:
     def held_label_gate(self, step: int) -> float:
         """tanh(label gate) after `step` updates under optim.label_gate_from (linear, then flat)."""
         optim = self.cfg.optim
-        done = min(step / max(self.cfg.max_steps, 1), 1.0)
+        held = optim.label_gate_hold * self.cfg.max_steps
+        done = min(max(step - held, 0.0) / max(self.cfg.max_steps - held, 1), 1.0)
         return optim.label_gate_from + (optim.label_gate_min - optim.label_gate_from) * done
 
     def gate_metrics(self) -> dict[str, float]:
