@@ -92,6 +92,7 @@ def test_config_yaml_inherit_and_dotted_overrides():
         ("data.time_reversal_pairs=[[a, b, c]]", r"pairs of two different labels"),
         ("optim.label_gate_from=0.3", r"optim\.label_gate_from .*needs optim\.label_gate_min"),
         ("optim.label_gate_hold=1.0", r"optim\.label_gate_hold must be in \[0, 1\)"),
+        ("optim.label_gate_hold=0.5", r"optim\.label_gate_hold needs optim\.label_gate_from"),
     ],
 )
 def test_config_errors_name_the_key(override, message):

@@ -149,6 +149,10 @@ class TrainConfig:
             ),
             (0.0 <= self.optim.label_gate_hold < 1.0, "optim.label_gate_hold must be in [0, 1)"),
             (
+                self.optim.label_gate_hold == 0.0 or self.optim.label_gate_from is not None,
+                "optim.label_gate_hold needs optim.label_gate_from (it holds the gate there)",
+            ),
+            (
                 self.max_steps_this_run is None or self.max_steps_this_run > 0,
                 "max_steps_this_run must be > 0",
             ),
