@@ -364,6 +364,47 @@ def test_bf16_on_the_cpu_runs_under_autocast_with_the_math_attention_kernel(tmp_
     assert torch.backends.cuda.flash_sdp_enabled() and not torch.is_autocast_enabled("cpu")  # restored
 
 
+def test_a_bf16_reference_tower_gives_the_frozen_windows_of_the_model_at_alpha_0(fresh_tiny):
+    """CPU bf16 runs the alpha-0 pass (a distillation target, no gradients) on a bf16 copy of the
+    frozen vision tower: close to the model's own float32 frame-wise CLIP, inside the trainer's
+    autocast too, and the model itself stays float32."""
+    from training.config import LossSection
+    from training.precision import compute_precision
+
+    from conftest import random_frames
+
+    model = fresh_tiny("tiny-clip")
+    step = TrainStep(model, LossSection(distill_weight=1.0), torch.bfloat16)
+    assert {p.dtype for p in step.reference_visual.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in model.clip.visual.parameters()} == {torch.float32}
+    assert not any(p.requires_grad for p in step.reference_visual.parameters())
+    pixels = random_frames(3, model.num_frames, model.image_size)
+    with torch.no_grad():
+        reference = model.encode_video(pixels, 0.0)
+    for precision in ("fp32", "bf16"):
+        with compute_precision(precision):
+            frozen = step.frozen_windows(pixels)
+        cosine = (frozen * reference).sum(-1)
+        assert frozen.dtype == torch.float32 and cosine.min() > 0.999 and not torch.equal(frozen, reference)
+    labels, targets = ["red circle", "blue square"], torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    with compute_precision("bf16"):
+        losses = step(pixels, labels, targets)
+    # at initialisation (gates 0) the tuned windows are frame-wise CLIP: only bf16 rounding is left
+    assert 0 <= losses["distill_video"].item() < 1e-3
+    losses["loss"].backward()
+    assert all(p.grad is None for p in step.reference_visual.parameters())
+
+
+def test_the_trainer_uses_a_bf16_reference_tower_only_for_cpu_bf16(tmp_path, shapes):
+    from training.trainer import Trainer
+
+    for mode, expected in (("no", None), ("bf16", torch.bfloat16)):
+        items = [f"run_dir={tmp_path / mode}", f"mixed_precision={mode!r}", "data.synthetic_clips=0"]
+        items += [f"data.{key}={value}" for key, value in shapes.items()]
+        reference = Trainer(load_config([SMOKE], items)).step_module.reference_visual
+        assert (None if reference is None else next(reference.parameters()).dtype) == expected
+
+
 @pytest.mark.slow
 def test_two_process_cpu_ddp_run_writes_one_final_checkpoint(tmp_path, shapes):
     torchrun = Path(sys.executable).with_name("torchrun")

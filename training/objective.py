@@ -28,17 +28,24 @@ LOSS_NAMES = ("loss", "classification", "distill_video", "distill_label")
 class TrainStep(nn.Module):
     """The training objective as a module, so DDP sees a forward (and synchronises gradients)."""
 
-    def __init__(self, model: OVMLVModel, cfg: LossSection) -> None:
+    def __init__(
+        self, model: OVMLVModel, cfg: LossSection, reference_dtype: torch.dtype | None = None
+    ) -> None:
+        """`reference_dtype`: run the alpha-0 pass on a frozen copy of the vision tower in this dtype
+        (the trainer's CPU bf16: bf16 weights encode 2.4x faster than autocast, and the pass is a
+        distillation target without gradients); None: the model's own tower at alpha 0."""
         super().__init__()
         self.model = model
         self.cfg = cfg
         # label -> e0 row: the frozen text tower (and, for an "attributes" anchor, phrases written
         # once by the frozen LLM) make it constant, so it is computed once per label, not per step
         self.anchors: dict[str, torch.Tensor] = {}
-        # With a trainable vision tower the alpha-0 pass is no longer zero-shot CLIP: keep a frozen copy.
+        # A frozen copy of the vision tower for the alpha-0 pass: with a trainable tower that pass is
+        # no longer zero-shot CLIP; with reference_dtype it is the same tower in a faster dtype.
         self.reference_visual = None
-        if model.config.train_vision_tower:
+        if model.config.train_vision_tower or reference_dtype is not None:
             self.reference_visual = copy.deepcopy(model.clip.visual).requires_grad_(False).eval()
+            self.reference_visual.to(reference_dtype or model.dtype)
 
     def label_anchors(self, labels: Sequence[str]) -> torch.Tensor:
         """e0 [L, D] of `labels` (`labels.anchor`), from the cache or computed once."""
@@ -58,8 +65,10 @@ class TrainStep(nn.Module):
     def frozen_windows(self, pixels: torch.Tensor) -> torch.Tensor:
         """Zero-shot window embeddings [B, D] from the frozen reference tower."""
         b, t = pixels.shape[:2]
-        with torch.no_grad():
-            frames = pixels.reshape(b * t, *pixels.shape[2:]).to(self.model.dtype)  # [B*T, 3, S, S]
+        dtype = next(self.reference_visual.parameters()).dtype
+        # autocast off: the copy already has its dtype, and autocast's casts would cost the time it saves
+        with torch.no_grad(), torch.autocast(pixels.device.type, enabled=False):
+            frames = pixels.reshape(b * t, *pixels.shape[2:]).to(dtype)  # [B*T, 3, S, S]
             features = self.reference_visual(frames).float().reshape(b, t, -1).mean(dim=1)
         return F.normalize(features, dim=-1)
 
@@ -74,7 +83,9 @@ class TrainStep(nn.Module):
             # without temporal branches alpha 1 is the same frame-wise CLIP: encode once
             tuned = model.encode_video(pixels, 1.0) if len(model.temporal.branches) else frozen
         else:
-            frozen, tuned = self.frozen_windows(pixels), model.encode_video(pixels, 1.0)
+            frozen = self.frozen_windows(pixels)
+            trained = len(model.temporal.branches) or model.config.train_vision_tower
+            tuned = model.encode_video(pixels, 1.0) if trained else frozen
         label_frozen = self.label_anchors(labels)  # [L, D]
         e_soft = model.soft_embedding(labels)  # [L, D]
         label_tuned = combine_label_embeddings(label_frozen, e_soft, model.label_gate(1.0))

@@ -146,7 +146,7 @@ class Trainer:
             pin_memory=self.accelerator.device.type == "cuda",
         )
         self.step_module, self.optimizer, self.loader = self.accelerator.prepare(
-            TrainStep(self.model, cfg.loss), optimizer, loader
+            TrainStep(self.model, cfg.loss, torch.bfloat16 if cpu_bf16(cfg) else None), optimizer, loader
         )
         if len(self.loader) == 0:
             raise ValueError(
