@@ -45,7 +45,8 @@ class TrainStep(nn.Module):
         self.reference_visual = None
         if model.config.train_vision_tower or reference_dtype is not None:
             self.reference_visual = copy.deepcopy(model.clip.visual).requires_grad_(False).eval()
-            self.reference_visual.to(reference_dtype or model.dtype)
+            self.reference_dtype = reference_dtype or model.dtype
+            self.reference_visual.to(self.reference_dtype)
 
     def label_anchors(self, labels: Sequence[str]) -> torch.Tensor:
         """e0 [L, D] of `labels` (`labels.anchor`), from the cache or computed once."""
@@ -65,10 +66,9 @@ class TrainStep(nn.Module):
     def frozen_windows(self, pixels: torch.Tensor) -> torch.Tensor:
         """Zero-shot window embeddings [B, D] from the frozen reference tower."""
         b, t = pixels.shape[:2]
-        dtype = next(self.reference_visual.parameters()).dtype
         # autocast off: the copy already has its dtype, and autocast's casts would cost the time it saves
         with torch.no_grad(), torch.autocast(pixels.device.type, enabled=False):
-            frames = pixels.reshape(b * t, *pixels.shape[2:]).to(dtype)  # [B*T, 3, S, S]
+            frames = pixels.reshape(b * t, *pixels.shape[2:]).to(self.reference_dtype)  # [B*T, 3, S, S]
             features = self.reference_visual(frames).float().reshape(b, t, -1).mean(dim=1)
         return F.normalize(features, dim=-1)
 
@@ -80,12 +80,11 @@ class TrainStep(nn.Module):
         if self.reference_visual is None:
             with torch.no_grad():  # alpha 0 is frame-wise CLIP: no branch runs, nothing to backpropagate
                 frozen = model.encode_video(pixels, 0.0)
-            # without temporal branches alpha 1 is the same frame-wise CLIP: encode once
-            tuned = model.encode_video(pixels, 1.0) if len(model.temporal.branches) else frozen
         else:
             frozen = self.frozen_windows(pixels)
-            trained = len(model.temporal.branches) or model.config.train_vision_tower
-            tuned = model.encode_video(pixels, 1.0) if trained else frozen
+        # without temporal branches or a trained tower, alpha 1 is the same frame-wise CLIP: encode once
+        trained = len(model.temporal.branches) or model.config.train_vision_tower
+        tuned = model.encode_video(pixels, 1.0) if trained else frozen
         label_frozen = self.label_anchors(labels)  # [L, D]
         e_soft = model.soft_embedding(labels)  # [L, D]
         label_tuned = combine_label_embeddings(label_frozen, e_soft, model.label_gate(1.0))
