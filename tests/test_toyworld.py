@@ -439,3 +439,65 @@ def test_bf16_precision_computes_the_toy_clip_loss_in_bf16_close_to_fp32_with_fl
     flat = torch.cat([g.flatten() for g in reference_grads]).double()
     flat_half = torch.cat([g.flatten() for g in half_grads]).double()
     assert torch.nn.functional.cosine_similarity(flat, flat_half, dim=0) > 0.98
+
+
+def test_cached_tokenizer_gives_open_clip_tokens_and_tokenises_each_caption_once():
+    import open_clip
+
+    from training.toyworld.toy_clip import CachedTokenizer
+
+    real = open_clip.SimpleTokenizer(context_length=32)
+    asked: list[str] = []
+
+    def counting(texts: list[str]) -> torch.Tensor:
+        asked.extend(texts)
+        return real(texts)
+
+    cached = CachedTokenizer(counting)
+    first = ["a red circle", "a blue square on the left", "a red circle"]
+    second = ["a blue square on the left", "something green", "a red circle"]
+    assert torch.equal(cached(first), real(first))
+    assert torch.equal(cached(second), real(second))
+    assert asked == ["a red circle", "a blue square on the left", "something green"]
+
+
+@pytest.mark.slow
+def test_compiled_toy_clip_loss_matches_the_eager_one_and_falls_back_without_a_compiler(monkeypatch, caplog):
+    import shutil
+    from dataclasses import replace
+
+    import open_clip
+
+    from training.toyworld.toy_clip import LAYOUT_GRID, ToyClipConfig, batch_loss, build_model, compiled
+
+    cfg = replace(ToyClipConfig(), vision_layers=1, text_layers=1)
+    model = build_model(cfg)
+    torch.manual_seed(0)
+    probe = torch.nn.Linear(cfg.embed_dim, 41 + LAYOUT_GRID**2)
+    tokens = open_clip.SimpleTokenizer(context_length=cfg.context_length)(["a red circle", "a blue square"])
+    pixels, truth, presence = torch.randn(3, 3, 64, 64), torch.zeros(3, 2), torch.zeros(3, 41)
+    truth[0, 0] = truth[1, 1] = 1.0
+    presence[:, [0, 6, 11]] = 1.0
+    layouts = torch.rand(3, LAYOUT_GRID**2)
+
+    def loss_and_grads(fn) -> tuple[torch.Tensor, torch.Tensor]:
+        model.zero_grad()
+        contrastive, probe_loss = fn(
+            model, probe, pixels, tokens, truth, presence, 1.0, layouts=layouts, layout_weight=100.0
+        )
+        loss = contrastive + probe_loss
+        loss.backward()
+        return loss.detach(), torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+    fast = compiled(batch_loss)
+    assert fast is not batch_loss
+    reference, reference_grads = loss_and_grads(batch_loss)
+    loss, grads = loss_and_grads(fast)
+    torch.testing.assert_close(loss, reference, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(grads, reference_grads, rtol=1e-3, atol=1e-4)
+    assert reference_grads.abs().max() > 1e-3  # the gradients compared are not all zero
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with caplog.at_level("WARNING", logger="training.toyworld.toy_clip"):
+        assert compiled(batch_loss) is batch_loss
+    assert "not compiling" in caplog.text

@@ -5,7 +5,9 @@
 
 --install copies the packaged model (OUT/toy) over the given folder (the `toy` preset reads
 checkpoints/toy). --reuse-base DIR skips pretraining and copies DIR/open_clip and DIR/llm
-(from an earlier run's OUT/base), to iterate on fine-tuning alone.
+(from an earlier run's OUT/base), to iterate on fine-tuning alone. --clip and --llm set one
+field of ToyClipConfig / ToyLLMConfig each (repeatable), e.g. --clip vision_width=192; the
+key=value arguments at the end are training/ overrides of configs/toyworld.yaml.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import os
 import shlex
 import shutil
 import sys
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
+from typing import Any
 
 QUICK = {"train_clips": 48, "test_clips": 32, "val_clips": 16, "finetune_steps": 6, "eval_frames": 40}
 
@@ -34,12 +37,42 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--finetune-steps", type=int, default=None, help="steps per fine-tuned variant")
     parser.add_argument("--train-clips", type=int, default=None, help="fine-tuning clips")
     parser.add_argument("--test-clips", type=int, default=None, help="held-out test clips")
+    parser.add_argument(
+        "--clip", action="append", default=[], metavar="key=value", help="a toy CLIP setting (ToyClipConfig)"
+    )
+    parser.add_argument(
+        "--llm", action="append", default=[], metavar="key=value", help="a toy LLM setting (ToyLLMConfig)"
+    )
     parser.add_argument("--reuse-base", type=Path, default=None, help="skip pretraining: copy this base")
     parser.add_argument("--install", type=Path, default=None, help="copy OUT/toy here when done")
     parser.add_argument(
         "finetune_overrides", nargs="*", metavar="key=value", help="extra training/ overrides (optim.lr=1e-3)"
     )
     return parser
+
+
+def with_settings(config: Any, pairs: list[str], option: str) -> Any:
+    """`config` (a dataclass) with `pairs` ("key=value") applied, each value parsed as the type of
+    the field's current value. ValueError names the option and the bad pair."""
+    known = {f.name for f in fields(config)}
+    changes: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or key not in known:
+            raise ValueError(f"{option} {pair!r}: expected key=value with a key of {type(config).__name__}")
+        current = getattr(config, key)
+        try:
+            if isinstance(current, bool):
+                if text.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(text)
+                changes[key] = text.lower() in ("true", "1")
+            else:
+                changes[key] = type(current)(text)
+        except ValueError:
+            raise ValueError(
+                f"{option} {pair!r}: {key} takes {type(current).__name__} values like {current!r}"
+            ) from None
+    return replace(config, **changes)
 
 
 def make_plan(args: argparse.Namespace):
@@ -50,6 +83,8 @@ def make_plan(args: argparse.Namespace):
 
     clip = ToyClipConfig(seed=args.seed, **(QUICK_CLIP if args.quick else {}))
     llm = ToyLLMConfig(seed=args.seed, **(QUICK_LLM if args.quick else {}))
+    clip = with_settings(clip, args.clip, "--clip")
+    llm = with_settings(llm, args.llm, "--llm")
     if args.clip_steps is not None:
         clip = replace(clip, steps=args.clip_steps, warmup_steps=min(clip.warmup_steps, args.clip_steps))
     if args.llm_steps is not None:
@@ -69,7 +104,12 @@ def make_plan(args: argparse.Namespace):
 
 def main(argv: list[str] | None = None) -> int:
     """Parse argv and run every stage; prints the table. Exit 2 on bad arguments."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        plan = make_plan(args)
+    except ValueError as exc:  # a bad --clip/--llm setting, or one the config's own checks refuse
+        parser.error(str(exc))
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     for name in ("training", "ovmlv"):
         logging.getLogger(name).setLevel(logging.INFO)
@@ -81,7 +121,6 @@ def main(argv: list[str] | None = None) -> int:
     from .pipeline import run
     from .report import markdown_table
 
-    plan = make_plan(args)
     command = "python -m training.toyworld " + shlex.join(argv if argv is not None else sys.argv[1:])
     report = run(args.out, plan, command, reuse_base=args.reuse_base)
     print(markdown_table(report["table"]))

@@ -86,6 +86,9 @@ class ToyClipConfig:
     precision: str = "fp32"  # "fp32", or "bf16": torch.autocast with float32 master weights and the
     # math attention kernel (CPU flash attention's bf16 backward is 7x slower than its fp32 one);
     # a step of the width-128 model takes 0.49 s against 0.67 s in fp32 on 2 cores (session 13)
+    compile: bool = False  # torch.compile the loss (inductor; without a C++ compiler: a warning, then eager).
+    # Width 192 in bf16 (session 17): a step 0.74-0.78 s instead of 0.84 on 2 cores after ~1 min compiling,
+    # 26.2 min for 2000 steps. Off by default: the shipped model's base was trained eagerly
 
     def __post_init__(self) -> None:
         check_precision(self.precision)
@@ -299,6 +302,39 @@ def batch_loss(
     return contrastive, total
 
 
+class CachedTokenizer:
+    """An open_clip tokenizer that remembers each caption's tokens (captions repeat; tokenising
+    them again took a quarter of the time a batch took to render)."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.rows: dict[str, torch.Tensor] = {}
+
+    def __call__(self, texts: list[str]) -> torch.Tensor:
+        new = [text for text in dict.fromkeys(texts) if text not in self.rows]
+        if new:
+            self.rows.update(zip(new, self.tokenizer(new)))
+        return torch.stack([self.rows[text] for text in texts])
+
+
+def compiled(fn: Callable) -> Callable:
+    """torch.compile(fn), or `fn` itself with a warning where inductor has no C++ compiler to use."""
+    import shutil
+
+    from torch._inductor import cpp_builder
+
+    try:
+        compiler = cpp_builder.get_cpp_compiler()
+    except Exception as exc:  # torch raises its own error types for a missing or unusable compiler
+        compiler, reason = None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    else:
+        reason = f"{compiler} not found"
+    if compiler is None or shutil.which(compiler) is None:
+        logger.warning("toy CLIP: not compiling the training step (%s); it runs eagerly, slower", reason)
+        return fn
+    return torch.compile(fn)
+
+
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     decay, no_decay = [], []
     for name, param in model.named_parameters():
@@ -322,7 +358,8 @@ def train_toy_clip(
 
     model = build_model(cfg).train()
     probe = torch.nn.Linear(cfg.embed_dim, 41 + LAYOUT_GRID**2)  # attributes + layout; discarded after
-    tokenizer = open_clip.SimpleTokenizer(context_length=cfg.context_length)
+    tokenizer = CachedTokenizer(open_clip.SimpleTokenizer(context_length=cfg.context_length))
+    loss_fn = compiled(batch_loss) if cfg.compile else batch_loss
     groups = _param_groups(model, cfg.weight_decay) + [
         {"params": list(probe.parameters()), "weight_decay": 0.0}
     ]
@@ -348,8 +385,10 @@ def train_toy_clip(
         facts = named_facts(captions) if text_probe is not None else None  # only the text probe reads them
         return frames, visible, layouts, tokenizer([c.text for c in captions]), truth, facts
 
-    # One batch is rendered ahead on a thread while the model steps (torch releases the GIL);
-    # one batch at a time and in step order, so `rng` draws exactly as in a plain loop.
+    # One batch is rendered ahead on a thread while the model steps; one batch at a time and in
+    # step order, so `rng` draws exactly as in a plain loop. On 2 cores this gains nothing
+    # (session 17: 0.85 s a step either way, and likewise with a child process rendering): torch's
+    # two threads keep both cores busy, so rendering (0.155 s a batch of 128) adds to each step.
     prefetch = ThreadPoolExecutor(max_workers=1)
     upcoming = prefetch.submit(make_batch, 0)
     start, data_time, running = time.perf_counter(), 0.0, 0.0
@@ -364,7 +403,7 @@ def train_toy_clip(
         presence = torch.from_numpy(attribute_presence(visible))
         warm_up = step < cfg.probe_only_steps
         with compute_precision(cfg.precision):
-            contrastive, probe_loss = batch_loss(
+            contrastive, probe_loss = loss_fn(
                 model,
                 probe,
                 to_pixels(frames),
