@@ -124,7 +124,7 @@ def test_clip_and_llm_settings_from_the_command_line(tmp_path, capsys):
     assert plan.llm.precision == "fp32" and plan.finetune_overrides == ["seed=1"]
     for bad, message in [
         (["--clip", "vision_widht=192"], "expected key=value with a key of ToyClipConfig"),
-        (["--clip", "compile=maybe"], "compile takes bool values like True"),
+        (["--clip", "compile=maybe"], "compile takes bool values like False"),
         (["--llm", "steps=many"], "steps takes int values like 1800"),
         (["--llm", "precision=fp16"], "precision must be one of"),
     ]:
