@@ -104,3 +104,29 @@ def test_compiled_toy_clip_loss_matches_the_eager_one_and_falls_back_without_a_c
     with caplog.at_level("WARNING", logger="training.toyworld.toy_clip"):
         assert compiled(batch_loss) is batch_loss
     assert "not compiling" in caplog.text
+
+
+@pytest.mark.slow
+def test_compiled_pretraining_runs_under_deterministic_algorithms_and_reruns_bit_identically():
+    """Compiled toy-CLIP training reran with different weights (session 18); under
+    torch.use_deterministic_algorithms it reruns bit-identically. Eager training keeps the
+    caller's setting (its bits are those of the shipped base), and the setting is restored."""
+    from training.toyworld.toy_clip import train_toy_clip
+
+    tiny = dict(vision_layers=1, text_layers=1, steps=2, batch_size=4, warmup_steps=1, shape_steps=1)
+    assert not torch.are_deterministic_algorithms_enabled()
+    compiled_runs = []
+    for compile_loss in (True, True, False):
+        seen: list[bool] = []
+        cfg = replace(ToyClipConfig(), compile=compile_loss, **tiny)
+        model, _ = train_toy_clip(
+            cfg,
+            log_every=1,
+            on_log=lambda m, s, seen=seen: seen.append(torch.are_deterministic_algorithms_enabled()),
+        )
+        assert seen == [compile_loss, compile_loss]
+        assert not torch.are_deterministic_algorithms_enabled()  # restored
+        if compile_loss:
+            compiled_runs.append(model.state_dict())
+    first, second = compiled_runs
+    assert all(torch.equal(first[name], second[name]) for name in first)

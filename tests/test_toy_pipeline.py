@@ -21,13 +21,13 @@ def quick_run(tmp_path_factory):
     from training.toyworld.__main__ import main
 
     out = tmp_path_factory.mktemp("toyworld")
-    assert main(["--out", str(out), "--quick"]) == 0
+    assert main(["--out", str(out), "--quick", "--jobs", "2"]) == 0  # the variants in two worker processes
     return out
 
 
 @pytest.mark.slow
 def test_report_has_every_system_and_group(quick_run):
-    from training.toyworld.pipeline import SYSTEMS
+    from training.toyworld.pipeline import SYSTEMS, VARIANTS
     from training.toyworld.report import COLUMNS
 
     report = json.loads((quick_run / "report.json").read_text())
@@ -37,6 +37,7 @@ def test_report_has_every_system_and_group(quick_run):
         assert set(row) >= set(COLUMNS)
         assert all(value is None or 0.0 <= value <= 1.0 for value in row.values())
     assert report["num_test_clips"] == 32 and report["command"].startswith("python -m training.toyworld")
+    assert report["jobs"] == 2 and {f"finetune_{variant}_s" for variant in VARIANTS} < set(report["timings"])
     readme = (quick_run / "toy" / "README.md").read_text()
     assert "| full method |" in readme and report["command"] in readme
 
@@ -110,13 +111,13 @@ def test_clip_and_llm_settings_from_the_command_line(tmp_path, capsys):
     from training.toyworld.__main__ import build_parser, main, make_plan
 
     args = build_parser().parse_args(
-        ["--out", str(tmp_path), "--clip", "vision_width=192", "--clip", "compile=false", "--clip", "lr=2e-3"]
+        ["--out", str(tmp_path), "--clip", "vision_width=192", "--clip", "compile=true", "--clip", "lr=2e-3"]
         + ["--llm", "precision=fp32", "--clip-steps", "50", "seed=1"]
     )
     plan = make_plan(args)
     assert (plan.clip.vision_width, plan.clip.compile, plan.clip.lr, plan.clip.steps) == (
         192,
-        False,
+        True,
         2e-3,
         50,
     )

@@ -1,6 +1,6 @@
 """`python -m training.toyworld --out runs/toyworld`: regenerate the toy model and its ablation table.
 
-    python -m training.toyworld --out runs/toyworld --threads 2 --install checkpoints/toy
+    python -m training.toyworld --out runs/toyworld --threads 2 --jobs 2 --install checkpoints/toy
     python -m training.toyworld --out /tmp/toy-ci --quick      # minutes: every stage, tiny sizes
 
 --install copies the packaged model (OUT/toy) over the given folder (the `toy` preset reads
@@ -31,6 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, type=Path, help="output folder (created)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (CI): every stage runs, no quality")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="2: fine-tune and evaluate the variants in two processes sharing --threads (faster on 2 cores)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--clip-steps", type=int, default=None, help="toy CLIP pretraining steps")
     parser.add_argument("--llm-steps", type=int, default=None, help="toy LLM pretraining steps")
@@ -122,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     from .report import markdown_table
 
     command = "python -m training.toyworld " + shlex.join(argv if argv is not None else sys.argv[1:])
-    report = run(args.out, plan, command, reuse_base=args.reuse_base)
+    report = run(args.out, plan, command, reuse_base=args.reuse_base, jobs=args.jobs)
     print(markdown_table(report["table"]))
     print(json.dumps(report["timings"], indent=2))
     if args.install is not None:

@@ -13,12 +13,13 @@ open_clip_model.safetensors) that `open_clip.create_model("local-dir:DIR")` and
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -57,8 +58,8 @@ class ToyClipConfig:
     text_heads: int = 4
     context_length: int = 32  # captions and "a video of <label>" + soft tokens fit easily
     embed_dim: int = 128  # shared embedding width. At 128/128 one embedding does not hold where things are,
-    # how big, and which colour goes with which shape. 192/192 with size_jitter_p 0.6 and bf16 (session 13,
-    # not the shipped model): places 100%, sizes 100%, binding 72% (checkpoints/toy/README.md)
+    # how big, and which colour goes with which shape. 192/192 with size_jitter_p 0.6 and bf16 (sessions 13-18,
+    # not the shipped model): places and sizes 100%, binding 72-74%, 81-83% with single_object_p 0.25
     steps: int = 2000  # optimisation steps. Binding is learned last: 1700 at width 128 gave multi-object mAP
     # 0.75 instead of 0.79; 1800 at width 192 bound colour to shape in 59% of two-object frames, not 72%
     batch_size: int = 128  # frames per step (and twice as many captions)
@@ -73,7 +74,9 @@ class ToyClipConfig:
     probe_weight: float = 1.0  # weight of the auxiliary attribute-presence probe on image embeddings
     softmax_weight: float = 0.0  # weight of the multi-positive InfoNCE term
     probe_only_steps: int = 0  # first steps train the image tower with the probe alone
-    single_object_p: float = 0.5  # frames drawn from one-object scenes (the rest: 1-3 objects)
+    single_object_p: float = 0.5  # frames drawn from one-object scenes (the rest: 1-3 objects). At width 192,
+    # 0.25 bound colour to shape in 81-83% of two-object frames (multi-object mAP 87.5-88.3) instead of 72-74%
+    # (80-83), places and sizes still 99.6-100% (session 18, two CLIPs; checkpoints/toy/README.md)
     size_jitter_p: float = 0.0  # one-object frames whose object is redrawn at a radius from the whole
     # growing/shrinking range (so "big" and "small" are clear in more than the ends of those clips);
     # at width 128, 0.6 taught the size words (100% right instead of 61%) but cost binding and novel nouns
@@ -87,8 +90,8 @@ class ToyClipConfig:
     # math attention kernel (CPU flash attention's bf16 backward is 7x slower than its fp32 one);
     # a step of the width-128 model takes 0.49 s against 0.67 s in fp32 on 2 cores (session 13)
     compile: bool = False  # torch.compile the loss (inductor; without a C++ compiler: a warning, then eager).
-    # Width 192 in bf16 (session 17): a step 0.74-0.78 s instead of 0.84 on 2 cores after ~1 min compiling,
-    # 26.2 min for 2000 steps. Off by default: the shipped model's base was trained eagerly
+    # Width 192 in bf16: a step 0.72-0.78 s instead of 0.84 on 2 cores after ~1 min compiling, 25.5-26.2 min
+    # for 2000 steps instead of 29.3 (sessions 17-18). Not bit-identical to eager; off: the shipped base is eager
 
     def __post_init__(self) -> None:
         check_precision(self.precision)
@@ -317,6 +320,23 @@ class CachedTokenizer:
         return torch.stack([self.rows[text] for text in texts])
 
 
+@contextlib.contextmanager
+def deterministic_algorithms() -> Iterator[None]:
+    """torch.use_deterministic_algorithms(True) inside, the caller's setting restored after.
+
+    Eager toy-CLIP training reruns bit-identically without it; compiled (inductor) training did not
+    (three 8-step runs differed by up to 2.7e-3), and does with it (session 18)."""
+    enabled, warn_only = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+
+
 def compiled(fn: Callable) -> Callable:
     """torch.compile(fn), or `fn` itself with a warning where inductor has no C++ compiler to use."""
     import shutil
@@ -392,52 +412,53 @@ def train_toy_clip(
     prefetch = ThreadPoolExecutor(max_workers=1)
     upcoming = prefetch.submit(make_batch, 0)
     start, data_time, running = time.perf_counter(), 0.0, 0.0
-    for step in range(cfg.steps):
-        tic = time.perf_counter()
-        frames, visible, layouts, tokens, truth, named = upcoming.result()
-        if step + 1 < cfg.steps:
-            upcoming = prefetch.submit(make_batch, step + 1)
-        data_time += time.perf_counter() - tic  # waiting for data the thread had not finished
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step)
-        presence = torch.from_numpy(attribute_presence(visible))
-        warm_up = step < cfg.probe_only_steps
-        with compute_precision(cfg.precision):
-            contrastive, probe_loss = loss_fn(
-                model,
-                probe,
-                to_pixels(frames),
-                None if warm_up else tokens,
-                torch.from_numpy(truth),
-                presence,
-                cfg.probe_weight,
-                cfg.softmax_weight,
-                layouts=torch.from_numpy(layouts),
-                layout_weight=cfg.layout_weight,
-                text_probe=text_probe,
-                stated_facts=None if named is None else torch.from_numpy(named),
-                text_probe_weight=cfg.text_probe_weight,
-            )
-        loss = contrastive + probe_loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        running = 0.9 * running + 0.1 * loss.item() if step else loss.item()
-        if (step + 1) % log_every == 0 or step + 1 == cfg.steps:
-            elapsed = time.perf_counter() - start
-            share = 100 * data_time / elapsed
-            logger.info(
-                "toy CLIP step %d/%d loss %.3f (%.1f s, %.0f%% data)",
-                step + 1,
-                cfg.steps,
-                running,
-                elapsed,
-                share,
-            )
-            if on_log is not None:
-                on_log(model.eval(), step + 1)
-                model.train()
+    with deterministic_algorithms() if cfg.compile else contextlib.nullcontext():  # see its docstring
+        for step in range(cfg.steps):
+            tic = time.perf_counter()
+            frames, visible, layouts, tokens, truth, named = upcoming.result()
+            if step + 1 < cfg.steps:
+                upcoming = prefetch.submit(make_batch, step + 1)
+            data_time += time.perf_counter() - tic  # waiting for data the thread had not finished
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step)
+            presence = torch.from_numpy(attribute_presence(visible))
+            warm_up = step < cfg.probe_only_steps
+            with compute_precision(cfg.precision):
+                contrastive, probe_loss = loss_fn(
+                    model,
+                    probe,
+                    to_pixels(frames),
+                    None if warm_up else tokens,
+                    torch.from_numpy(truth),
+                    presence,
+                    cfg.probe_weight,
+                    cfg.softmax_weight,
+                    layouts=torch.from_numpy(layouts),
+                    layout_weight=cfg.layout_weight,
+                    text_probe=text_probe,
+                    stated_facts=None if named is None else torch.from_numpy(named),
+                    text_probe_weight=cfg.text_probe_weight,
+                )
+            loss = contrastive + probe_loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            running = 0.9 * running + 0.1 * loss.item() if step else loss.item()
+            if (step + 1) % log_every == 0 or step + 1 == cfg.steps:
+                elapsed = time.perf_counter() - start
+                share = 100 * data_time / elapsed
+                logger.info(
+                    "toy CLIP step %d/%d loss %.3f (%.1f s, %.0f%% data)",
+                    step + 1,
+                    cfg.steps,
+                    running,
+                    elapsed,
+                    share,
+                )
+                if on_log is not None:
+                    on_log(model.eval(), step + 1)
+                    model.train()
     prefetch.shutdown()
     stats = {"train_s": time.perf_counter() - start, "data_s": data_time, "final_loss": running}
     return model.eval(), stats
