@@ -6,3 +6,7 @@
 pipeline.py runs the stages; report.py makes the table; toy_clip.py / captions.py /
 clip_eval.py pretrain and check the toy CLIP; toy_llm.py / corpus.py the toy LLM.
 """
+
+LOG_FORMAT = (
+    "%(asctime)s %(name)s %(message)s"  # the toy-world commands' log lines (and their worker processes')
+)

@@ -23,6 +23,8 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
+from . import LOG_FORMAT
+
 QUICK = {"train_clips": 48, "test_clips": 32, "val_clips": 16, "finetune_steps": 6, "eval_frames": 40}
 
 
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         plan = make_plan(args)
     except ValueError as exc:  # a bad --clip/--llm setting, or one the config's own checks refuse
         parser.error(str(exc))
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
     for name in ("training", "ovmlv"):
         logging.getLogger(name).setLevel(logging.INFO)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

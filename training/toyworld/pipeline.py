@@ -29,6 +29,7 @@ import torch
 
 from ovmlv.checkpoint import set_checkpoint_threshold
 
+from . import LOG_FORMAT
 from .report import GROUPS, summarise, write_checkpoint_readme
 from .toy_clip import ToyClipConfig
 from .toy_llm import ToyLLMConfig
@@ -276,7 +277,7 @@ def variant_job(out: Path, variants: tuple[str, ...], plan: ToyWorldPlan, thread
 
 def _log_like(levels: dict[str, int]) -> None:
     """A worker process's logging: the format of `python -m training.toyworld`, the parent's levels."""
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
     for name, level in levels.items():
         logging.getLogger(name).setLevel(level)
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from . import LOG_FORMAT
 from .toy_clip import ToyClipConfig, save_toy_clip, train_toy_clip
 from .toy_llm import ToyLLMConfig, check_toy_llm, save_toy_llm, train_toy_llm
 
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--llm-steps", type=int, default=None, help="override the toy LLM's steps")
     parser.add_argument("--eval-frames", type=int, default=None, help="held-out frames per CLIP test")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
     logging.getLogger("training").setLevel(logging.INFO)  # progress lines; dependencies stay quiet
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if args.threads:
