@@ -34,6 +34,7 @@ from ovmlv.toyworld.render import RADIUS_RANGE, SCALE_RANGE
 from ovmlv.toyworld.vocabulary import STILL
 from training.precision import check_precision, compute_precision
 
+from . import optimiser_step
 from .captions import FACTS, Caption, Seen, captions_for_frame, named_facts, truth_matrix, visible_objects
 
 logger = logging.getLogger(__name__)
@@ -440,11 +441,7 @@ def train_toy_clip(
                     text_probe_weight=cfg.text_probe_weight,
                 )
             loss = contrastive + probe_loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            running = 0.9 * running + 0.1 * loss.item() if step else loss.item()
+            running = optimiser_step(model, optimizer, loss, running, step)
             if (step + 1) % log_every == 0 or step + 1 == cfg.steps:
                 elapsed = time.perf_counter() - start
                 share = 100 * data_time / elapsed

@@ -23,6 +23,7 @@ from ovmlv import prompts
 from ovmlv.tiny_llm import train_chat_tokenizer
 from training.precision import check_precision, compute_precision
 
+from . import optimiser_step
 from .corpus import chat_examples, definition_documents, tokenizer_corpus
 
 logger = logging.getLogger(__name__)
@@ -145,11 +146,7 @@ def train_toy_llm(cfg: ToyLLMConfig, log_every: int = 100) -> tuple[Any, Any, di
         ]
         with compute_precision(cfg.precision):
             loss = model(**collate(rows, tokenizer.pad_token_id)).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        running = 0.9 * running + 0.1 * loss.item() if step else loss.item()
+        running = optimiser_step(model, optimizer, loss, running, step)
         if (step + 1) % log_every == 0 or step + 1 == cfg.steps:
             logger.info(
                 "toy LLM step %d/%d loss %.4f (%.1f s)",
