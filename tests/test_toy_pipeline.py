@@ -111,21 +111,23 @@ def test_clip_and_llm_settings_from_the_command_line(tmp_path, capsys):
     from training.toyworld.__main__ import build_parser, main, make_plan
 
     args = build_parser().parse_args(
-        ["--out", str(tmp_path), "--clip", "vision_width=192", "--clip", "compile=true", "--clip", "lr=2e-3"]
+        ["--out", str(tmp_path), "--clip", "vision_width=128", "--clip", "compile=false", "--clip", "lr=2e-3"]
         + ["--llm", "precision=fp32", "--clip-steps", "50", "seed=1"]
     )
     plan = make_plan(args)
     assert (plan.clip.vision_width, plan.clip.compile, plan.clip.lr, plan.clip.steps) == (
-        192,
-        True,
+        128,
+        False,
         2e-3,
         50,
     )
+    defaults = type(plan.clip)()
+    assert (defaults.vision_width, defaults.compile, defaults.lr) != (128, False, 2e-3)  # the flags changed them
     assert plan.clip.embed_dim == type(plan.clip)().embed_dim  # the rest stays at the defaults
     assert plan.llm.precision == "fp32" and plan.finetune_overrides == ["seed=1"]
     for bad, message in [
         (["--clip", "vision_widht=192"], "expected key=value with a key of ToyClipConfig"),
-        (["--clip", "compile=maybe"], "compile takes bool values like False"),
+        (["--clip", "compile=maybe"], "compile takes bool values like True"),
         (["--llm", "steps=many"], "steps takes int values like 1800"),
         (["--llm", "precision=fp16"], "precision must be one of"),
     ]:

@@ -26,7 +26,7 @@ from .toy_llm import ToyLLMConfig, check_toy_llm, save_toy_llm, train_toy_llm
 
 logger = logging.getLogger(__name__)
 
-QUICK_CLIP = {"steps": 30, "batch_size": 32, "warmup_steps": 5, "shape_steps": 10}
+QUICK_CLIP = {"steps": 30, "batch_size": 32, "warmup_steps": 5, "shape_steps": 10, "compile": False}
 QUICK_LLM = {"steps": 30, "batch_size": 16, "warmup_steps": 5, "num_documents": 200}
 
 

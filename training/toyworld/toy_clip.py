@@ -52,15 +52,15 @@ class ToyClipConfig:
 
     image_size: int = 64  # frames are rendered at this size
     patch_size: int = 8  # 8x8 patches: 64 tokens + class token
-    vision_width: int = 128  # ViT width (head width 32); 192 (with embed_dim 192): see embed_dim
+    vision_width: int = 192  # ViT width (head width 32); with embed_dim 192: see embed_dim
     vision_layers: int = 6  # ViT blocks (the temporal branch later goes into the last ones)
     text_width: int = 64  # small: the 49,408-token embedding table dominates the file size
     text_layers: int = 4
     text_heads: int = 4
     context_length: int = 32  # captions and "a video of <label>" + soft tokens fit easily
-    embed_dim: int = 128  # shared embedding width. At 128/128 one embedding does not hold where things are,
-    # how big, and which colour goes with which shape. 192/192 with size_jitter_p 0.6 and bf16 (sessions 13-18,
-    # not the shipped model): places and sizes 100%, binding 72-74%, 81-83% with single_object_p 0.25
+    embed_dim: int = 192  # shared embedding width. At 128/128 one embedding did not hold where things are,
+    # how big, and which colour goes with which shape; 192/192 with size_jitter_p 0.6 and bf16 (sessions
+    # 13-18): places and sizes 100%, binding 72-74%, 81-83% with single_object_p 0.25
     steps: int = 2000  # optimisation steps. Binding is learned last: 1700 at width 128 gave multi-object mAP
     # 0.75 instead of 0.79; 1800 at width 192 bound colour to shape in 59% of two-object frames, not 72%
     batch_size: int = 128  # frames per step (and twice as many captions)
@@ -75,10 +75,10 @@ class ToyClipConfig:
     probe_weight: float = 1.0  # weight of the auxiliary attribute-presence probe on image embeddings
     softmax_weight: float = 0.0  # weight of the multi-positive InfoNCE term
     probe_only_steps: int = 0  # first steps train the image tower with the probe alone
-    single_object_p: float = 0.5  # frames drawn from one-object scenes (the rest: 1-3 objects). At width 192,
+    single_object_p: float = 0.25  # frames drawn from one-object scenes (the rest: 1-3 objects). At width 192,
     # 0.25 bound colour to shape in 81-83% of two-object frames (multi-object mAP 87.5-88.3) instead of 72-74%
-    # (80-83), places and sizes still 99.6-100% (session 18, two CLIPs; checkpoints/toy/README.md)
-    size_jitter_p: float = 0.0  # one-object frames whose object is redrawn at a radius from the whole
+    # (80-83) at 0.5, places and sizes still 99.6-100% (session 18, two CLIPs; checkpoints/toy/README.md)
+    size_jitter_p: float = 0.6  # one-object frames whose object is redrawn at a radius from the whole
     # growing/shrinking range (so "big" and "small" are clear in more than the ends of those clips);
     # at width 128, 0.6 taught the size words (100% right instead of 61%) but cost binding and novel nouns
     # (78.9); at width 192 the embedding holds both (size words 100%, binding 72%; session 13)
@@ -87,12 +87,13 @@ class ToyClipConfig:
     text_probe_weight: float = 0.0  # weight of a linear probe on caption embeddings that must say which
     # places and sizes the caption states (BCE), so the text tower learns those words early; 0: no probe
     pool_type: str = "tok"  # open_clip's image pooling: "tok" (class token, as CLIP) or "avg" (patch mean)
-    precision: str = "fp32"  # "fp32", or "bf16": torch.autocast with float32 master weights and the
+    precision: str = "bf16"  # or "fp32"; bf16 is torch.autocast with float32 master weights and the
     # math attention kernel (CPU flash attention's bf16 backward is 7x slower than its fp32 one);
-    # a step of the width-128 model takes 0.49 s against 0.67 s in fp32 on 2 cores (session 13)
-    compile: bool = False  # torch.compile the loss (inductor; without a C++ compiler: a warning, then eager).
+    # a step of the width-128 model takes 0.49 s against 0.67 s in fp32 on 2 cores; width 192 0.66 s (session 13)
+    compile: bool = True  # torch.compile the loss (inductor; without a C++ compiler: a warning, then eager).
     # Width 192 in bf16: a step 0.72-0.78 s instead of 0.84 on 2 cores after ~1 min compiling, 25.5-26.2 min
-    # for 2000 steps instead of 29.3 (sessions 17-18). Not bit-identical to eager; off: the shipped base is eager
+    # for 2000 steps instead of 29.3 (sessions 17-18). Training then runs under deterministic algorithms
+    # (compiled reruns differed by up to 2.7e-3 without them). Not bit-identical to eager
 
     def __post_init__(self) -> None:
         check_precision(self.precision)
