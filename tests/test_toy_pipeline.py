@@ -122,7 +122,11 @@ def test_clip_and_llm_settings_from_the_command_line(tmp_path, capsys):
         50,
     )
     defaults = type(plan.clip)()
-    assert (defaults.vision_width, defaults.compile, defaults.lr) != (128, False, 2e-3)  # the flags changed them
+    assert (defaults.vision_width, defaults.compile, defaults.lr) != (
+        128,
+        False,
+        2e-3,
+    )  # the flags changed them
     assert plan.clip.embed_dim == type(plan.clip)().embed_dim  # the rest stays at the defaults
     assert plan.llm.precision == "fp32" and plan.finetune_overrides == ["seed=1"]
     for bad, message in [
