@@ -133,7 +133,7 @@ def test_committed_threshold_is_reproduced(report, toy_classifier, tmp_path):
     best, best_f1 = best_f1_threshold(torch.from_numpy(scores), torch.from_numpy(targets))
     # The F1 curve is flat at its top, and the label side goes through LLM-written phrases whose
     # threaded float sums vary a little between runs (as the table's tolerance above): the argmax
-    # may move (0.28 or 0.31 here), the F1 it reaches may not move more than the table's
+    # may move (0.28 or 0.31 for the previous checkpoint), the F1 it reaches may not move more than the table's
     # tolerance, and the committed threshold must reach it too.
     assert best_f1 == pytest.approx(report["threshold"]["best_f1"], abs=1e-2)
     assert micro_f1(torch.from_numpy(scores), torch.from_numpy(targets), committed) >= best_f1 - 1e-2
