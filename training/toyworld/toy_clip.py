@@ -75,9 +75,7 @@ class ToyClipConfig:
     probe_weight: float = 1.0  # weight of the auxiliary attribute-presence probe on image embeddings
     softmax_weight: float = 0.0  # weight of the multi-positive InfoNCE term
     probe_only_steps: int = 0  # first steps train the image tower with the probe alone
-    single_object_p: float = (
-        0.25  # frames drawn from one-object scenes (the rest: 1-3 objects). At width 192,
-    )
+    single_object_p: float = 0.25  # frames from one-object scenes (the rest: 1-3 objects). At width 192,
     # 0.25 bound colour to shape in 81-83% of two-object frames (multi-object mAP 87.5-88.3) instead of 72-74%
     # (80-83) at 0.5, places and sizes still 99.6-100% (session 18, two CLIPs; checkpoints/toy/README.md)
     size_jitter_p: float = 0.6  # one-object frames whose object is redrawn at a radius from the whole
