@@ -50,3 +50,5 @@ def test_misses_are_counted_against_the_absent_clips_scores():
     assert [score for score, _ in row["top_absent"]] == [0.7, 0.6, 0.3, 0.1]
     # growing: present once (clip 3); every score 0.5, so nothing is below the bar
     assert motion_errors(scores, scenes)["growing"]["missed"] == 0
+    # shrinking is in none of the clips: nothing to miss, so it is left out
+    assert "shrinking" not in motion_errors(scores, scenes)

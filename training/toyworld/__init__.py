@@ -7,9 +7,8 @@ pipeline.py runs the stages; report.py makes the table; toy_clip.py / captions.p
 clip_eval.py pretrain and check the toy CLIP; toy_llm.py / corpus.py the toy LLM.
 """
 
-LOG_FORMAT = (
-    "%(asctime)s %(name)s %(message)s"  # the toy-world commands' log lines (and their worker processes')
-)
+# the toy-world commands' log lines (and their worker processes')
+LOG_FORMAT = "%(asctime)s %(name)s %(message)s"
 
 
 def optimiser_step(model, optimizer, loss, running: float, step: int) -> float:

@@ -43,10 +43,9 @@ def ends_in_clear_place(obj: ToyObject, num_frames: int, size: int, motion: str 
     return side * (end - 0.5) > PLACE_CLEAR
 
 
-def summarise_group(key: str, scores: Sequence[float], bar: float) -> dict:
+def summarise_group(scores: Sequence[float], bar: float, absent: bool) -> dict:
     """n, mean score, and how many are on the wrong side of `bar`: below it for clips where the
     motion is present ("missed"), at or above it for clips where it is absent ("above")."""
-    absent = key.startswith("absent")
     wrong = sum((s >= bar) if absent else (s < bar) for s in scores)
     return {"n": len(scores), "mean": float(np.mean(scores)), "above" if absent else "missed": int(wrong)}
 
@@ -54,7 +53,8 @@ def summarise_group(key: str, scores: Sequence[float], bar: float) -> dict:
 def motion_errors(
     scores: np.ndarray, scenes: Sequence[Sequence[ToyObject]], num_frames: int = 16, size: int = 64
 ) -> dict[str, dict]:
-    """Per reversal motion: its clips grouped by layout, and the absent clips that score highest.
+    """Per reversal motion: its clips grouped by layout, and the absent clips that score highest
+    (a motion present in every clip or in none is left out).
 
     Args:
         scores: [N, 6] video-level probabilities of REVERSAL_MOTIONS, in that order.
@@ -65,6 +65,8 @@ def motion_errors(
     for column, motion in enumerate(REVERSAL_MOTIONS):
         score = scores[:, column]
         present = np.array([any(o.motion == motion for o in objects) for objects in scenes])
+        if present.all() or not present.any():  # no bar to draw, or nothing to miss (a few clips)
+            continue
         bar = float(np.quantile(score[~present], MISS_QUANTILE))
         groups: dict[str, list[float]] = {}
         for i in np.flatnonzero(present):
@@ -87,7 +89,7 @@ def motion_errors(
             "present": int(present.sum()),
             "missed": int((score[present] < bar).sum()),
             "groups": {
-                key: summarise_group(key, groups[key], bar)
+                key: summarise_group(groups[key], bar, absent=key.startswith("absent"))
                 for key in sorted(groups, key=lambda k: (k.startswith("absent"), k))  # present clips first
             },
             "top_absent": [(float(score[i]), sorted(o.motion for o in scenes[i])) for i in top.tolist()],
