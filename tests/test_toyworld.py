@@ -144,6 +144,16 @@ def test_mp4_round_trip_through_ovmlv_decode(tmp_path):
                 assert nearest == obj.colour
 
 
+def test_the_same_clip_encodes_to_the_same_bytes(tmp_path):
+    """Default x264 rate control (MB-tree) gave other bytes and pixels on every encode of these clips."""
+    clips = [render_clip(seed) for seed in range(2000000, 2000004)]
+    first = [write_clip_mp4(clip, tmp_path / f"a{i}.mp4").read_bytes() for i, clip in enumerate(clips)]
+    again = [
+        write_clip_mp4(clip, tmp_path / f"b{i}.mp4").read_bytes() for i, clip in enumerate(reversed(clips))
+    ]
+    assert first == again[::-1]
+
+
 def test_render_dataset_writes_a_manifest(tmp_path):
     manifest = render_dataset(tmp_path / "toy", n=3, seed=11)
     rows = [json.loads(line) for line in manifest.read_text().splitlines()]

@@ -27,6 +27,8 @@ def write_clip_mp4(clip: ToyClip, path: str | os.PathLike, fps: int = 8, crf: in
         path: the output file (parent folders are created).
         fps: frame rate; 16 frames at 8 fps make a 2 s clip (one default window).
         crf: x264 quality (lower is better; 18 keeps the small shapes' colours clean).
+
+    The file is a function of the frames and these settings: the same clip encodes to the same bytes.
     """
     import av
 
@@ -37,7 +39,11 @@ def write_clip_mp4(clip: ToyClip, path: str | os.PathLike, fps: int = 8, crf: in
     if height % 2 or width % 2:
         raise ValueError(f"yuv420p needs an even frame size, got {width}x{height}")
     with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps), options={"crf": str(crf)})
+        # mbtree=0: x264's macroblock-tree rate control made the bytes, and the decoded pixels (by up to
+        # 25 levels), differ from one encode of the same frames to the next, even on one thread, so
+        # the toy world's data was not a function of its seed; without it every encode is identical
+        options = {"crf": str(crf), "x264-params": "mbtree=0"}
+        stream = container.add_stream("libx264", rate=Fraction(fps), options=options)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for image in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
