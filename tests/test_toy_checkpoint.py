@@ -195,7 +195,8 @@ def _known_miss(why: str):
             _marked_right,
             id="motions-cross-threshold-exactly",
             marks=_known_miss(
-                FIRST_EXAMPLE_MISS + "; moving right 0.30 in the third example's last scene (0.34 in the one before)"
+                FIRST_EXAMPLE_MISS
+                + "; moving right 0.30 in the third example's last scene (0.34 in the one before)"
             ),
         ),
     ],
