@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -152,6 +154,10 @@ def test_the_same_clip_encodes_to_the_same_bytes(tmp_path):
         write_clip_mp4(clip, tmp_path / f"b{i}.mp4").read_bytes() for i, clip in enumerate(reversed(clips))
     ]
     assert first == again[::-1]
+    # and in another process, which has not imported torch (importing it changed the bytes too)
+    script = "import sys; from ovmlv.toyworld import render_clip, write_clip_mp4; write_clip_mp4(render_clip(2000001), sys.argv[1])"
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "child.mp4")], check=True, timeout=120)
+    assert (tmp_path / "child.mp4").read_bytes() == first[1]
 
 
 def test_render_dataset_writes_a_manifest(tmp_path):
