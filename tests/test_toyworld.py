@@ -52,6 +52,18 @@ def test_vocabulary_splits():
         assert {NOUN_BY_NAME[n].colour for n in group} == set(COLOURS)
         assert {NOUN_BY_NAME[n].shape for n in group} == set(SHAPES)
 
+    from ovmlv.toyworld import MOTIONS, REVERSAL_MOTIONS, REVERSAL_PAIRS, REVERSED_MOTION
+
+    assert REVERSAL_MOTIONS == (
+        "moving left",
+        "moving right",
+        "moving up",
+        "moving down",
+        "growing",
+        "shrinking",
+    )
+    assert all(REVERSED_MOTION[a] == b for a, b in REVERSAL_PAIRS) and set(REVERSAL_MOTIONS) < set(MOTIONS)
+
 
 def test_render_is_deterministic_by_seed():
     a, b, c = render_clip(7), render_clip(7), render_clip(8)

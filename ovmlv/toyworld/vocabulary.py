@@ -63,6 +63,9 @@ REVERSAL_PAIRS: tuple[tuple[str, str], ...] = (
     (MOVING_UP, MOVING_DOWN),
     (GROWING, SHRINKING),
 )
+REVERSAL_MOTIONS: tuple[str, ...] = tuple(
+    label for pair in REVERSAL_PAIRS for label in pair
+)  # flat, pair by pair
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ovmlv.toyworld import REVERSAL_PAIRS, ToyObject, object_state, sample_scene
+from ovmlv.toyworld import REVERSAL_MOTIONS, ToyObject, object_state, sample_scene
 from ovmlv.toyworld.vocabulary import MOVING_DOWN, MOVING_LEFT, MOVING_RIGHT, MOVING_UP
 
 from .captions import PLACE_CLEAR
 
-REVERSAL_MOTIONS = tuple(label for pair in REVERSAL_PAIRS for label in pair)  # as the table's column
 # the coordinate where each place motion ends (0: x, 1: y) and the side of the midline it ends on
 END_AXIS = {MOVING_LEFT: (0, -1), MOVING_RIGHT: (0, 1), MOVING_UP: (1, -1), MOVING_DOWN: (1, 1)}
 MISS_QUANTILE = 0.9

@@ -38,13 +38,12 @@ import torch
 import torch.nn.functional as F
 
 from ovmlv.model import OVMLVModel
-from ovmlv.toyworld import MOTIONS, REVERSED_MOTION, render_clip
+from ovmlv.toyworld import MOTIONS, REVERSAL_MOTIONS, REVERSAL_PAIRS, render_clip
 from training.metrics import average_precision
 
 logger = logging.getLogger(__name__)
 
 TRAIN_SEED, TEST_SEED = 1_000_000, 2_000_000  # the pipeline's seed-0 train and test seeds
-REVERSAL_PAIRS = tuple((m, REVERSED_MOTION[m]) for m in MOTIONS[::2] if REVERSED_MOTION[m] != m)
 
 
 def motion_clips(
@@ -207,7 +206,7 @@ def side_swap_report(model: OVMLVModel, count: int) -> dict[str, dict[str, float
     groups = {
         "base nouns": BASE_NOUNS,
         "novel nouns": NOVEL_NOUNS,
-        "reversal motions": tuple(label for pair in REVERSAL_PAIRS for label in pair),
+        "reversal motions": REVERSAL_MOTIONS,
     }
     every = [label for labels in groups.values() for label in labels]
     pixels, targets = motion_clips(model, TEST_SEED, count, labels=every)

@@ -7,13 +7,13 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ovmlv.toyworld import BASE_NOUNS, MOTIONS, NOVEL_NOUNS, REVERSAL_PAIRS
+from ovmlv.toyworld import BASE_NOUNS, MOTIONS, NOVEL_NOUNS, REVERSAL_MOTIONS
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "base_nouns": BASE_NOUNS,
     "novel_nouns": NOVEL_NOUNS,
     "motions": MOTIONS,
-    "reversal_motions": tuple(label for pair in REVERSAL_PAIRS for label in pair),
+    "reversal_motions": REVERSAL_MOTIONS,
 }
 COLUMNS = ("base_nouns", "novel_nouns", "harmonic_mean", "motions", "reversal_motions")
 HEADERS = ("base nouns", "novel nouns", "HM (base, novel)", "all motions", "reversal motions")
