@@ -421,3 +421,45 @@ def test_truth_matrix_matches_is_true_and_binding_negatives_swap_colours():
             ("red", "square", ()),
         }
     assert abs(swaps / 400 - BINDING_P) < 0.1
+
+
+def test_every_motion_leads_its_soft_answer_with_a_word_of_its_own():
+    from ovmlv import prompts
+    from ovmlv.toyworld import MOTIONS
+    from training.toyworld.corpus import MOTION_PHRASES, chat_examples
+
+    soft = {e.user: e.answer for e in chat_examples() if e.kind == "soft"}
+    leads = {}
+    for motion in MOTIONS:
+        answer = soft[prompts.SOFT_INSTRUCTION.format(label=prompts.quote(motion))]
+        lead, rest = answer.split(". ", 1)
+        assert rest == f"{MOTION_PHRASES[motion][0]}."
+        leads[motion] = lead
+    assert len(set(leads.values())) == len(MOTIONS)  # the first answer token tells every motion apart
+    assert leads["moving left"] == "left" and leads["growing"] == "big"
+
+
+def test_reversal_cosines_are_centred_on_the_mean_state():
+    import numpy as np
+
+    from ovmlv.toyworld import REVERSAL_PAIRS
+    from training.toyworld.toy_llm import reversal_cosines
+
+    offset = np.array([5.0, 5.0, 5.0])  # shared by every state: the centring removes it
+    e1, e2, e3 = np.eye(3)
+    states = {"tomato": offset - e1 - e2 - e3}
+    shifts = {"moving left": e1, "moving right": -e1, "moving up": e2, "moving down": e2, "growing": e3}
+    shifts["shrinking"] = e3 + e1
+    states.update({motion: offset + shift for motion, shift in shifts.items()})
+    # the mean of the seven shifts: e1 cancels (tomato, left, right, shrinking), e2 and e3 do not
+    centre = (e2 + e3) / 7
+    cosines = reversal_cosines(states)
+    assert list(cosines) == [f"{a} / {b}" for a, b in REVERSAL_PAIRS]
+
+    def cos(x, y):
+        return float(x @ y / np.linalg.norm(x) / np.linalg.norm(y))
+
+    assert cosines["moving left / moving right"] == pytest.approx(cos(e1 - centre, -e1 - centre))
+    assert cosines["moving up / moving down"] == pytest.approx(1.0)
+    assert cosines["growing / shrinking"] == pytest.approx(cos(e3 - centre, e3 + e1 - centre))
+    assert cosines["moving left / moving right"] < -0.9

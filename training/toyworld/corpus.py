@@ -40,6 +40,19 @@ MOTION_PHRASES = {
     vocab.BLINKING: ["an object appearing and disappearing", "it flashes on and off"],
     vocab.STILL: ["an object that does not move", "it stays in the same place"],
 }
+# The first word of each motion's answer to SOFT_INSTRUCTION: one per motion, so that the LLM's
+# state at the end of the soft prompt, which predicts it, tells a motion from its time reversal
+# (see `motion_soft_answers`).
+MOTION_LEADS = {
+    vocab.MOVING_LEFT: "left",
+    vocab.MOVING_RIGHT: "right",
+    vocab.MOVING_UP: "top",
+    vocab.MOVING_DOWN: "bottom",
+    vocab.GROWING: "big",
+    vocab.SHRINKING: "small",
+    vocab.BLINKING: "flashing",
+    vocab.STILL: "still",
+}
 DEFINITIONS = (
     "a {n} is a {c} {s}.",
     "{p} are {c} {ss}.",
@@ -93,6 +106,18 @@ def soft_answers(sentence: str, colour: str | None, shape: str | None) -> list[s
     return [f"{lead}. {sentence}" for lead in dict.fromkeys(leads) if lead] or [sentence]
 
 
+def motion_soft_answers(motion: str) -> list[str]:
+    """The answer to SOFT_INSTRUCTION for a motion: its lead word, then its first phrase ("left. an
+    object moving to the left.").
+
+    Without the lead every motion's answer began "an object", so nothing made the state at the end
+    of the prompt differ between a motion and its reversal: in one toy LLM (seed 0, trained on an
+    AMD EPYC, session 21) "growing" and "shrinking" had the same state (cosine 1.000), and fine-tuning
+    on it scored those two motions 0.46 / 0.50 instead of 0.84 / 0.81 (session 22).
+    """
+    return [f"{MOTION_LEADS[motion]}. {MOTION_PHRASES[motion][0]}."]
+
+
 def label_answers() -> list[tuple[str, list[str], list[str]]]:
     """(label, attribute phrases, soft-instruction answers) for every label the LLM should know."""
     rows: list[tuple[str, list[str], list[str]]] = []
@@ -116,7 +141,7 @@ def label_answers() -> list[tuple[str, list[str], list[str]]]:
         rows.append((s, [f"{s} shape", f"a {s} of any colour"], answers))
     for motion, phrases in MOTION_PHRASES.items():
         for label in (motion, motion.capitalize(), f"something {motion}", f"an object {motion}"):
-            rows.append((label, phrases, [f"{phrases[0]}."]))
+            rows.append((label, phrases, motion_soft_answers(motion)))
     return rows
 
 

@@ -220,23 +220,43 @@ def _leave_one_out(features: np.ndarray, classes: list[str], ridge: float = 1e-2
     return hits / len(x)
 
 
+def reversal_cosines(states: dict[str, np.ndarray]) -> dict[str, float]:
+    """Cosine between the states of each motion and its time reversal, both centred on the mean of
+    every state given: {"moving left / moving right": ..., ...}."""
+    from ovmlv.toyworld import REVERSAL_PAIRS
+
+    centre = np.mean(list(states.values()), axis=0)
+    cosines = {}
+    for a, b in REVERSAL_PAIRS:
+        x, y = states[a] - centre, states[b] - centre
+        cosines[f"{a} / {b}"] = float(x @ y / (np.linalg.norm(x) * np.linalg.norm(y) + 1e-12))
+    return cosines
+
+
 @torch.no_grad()
 def soft_state_probe(llm: Any) -> dict[str, float]:
-    """How well the LLM's last hidden state of the soft prompt codes a noun's colour and shape.
+    """How well the LLM's last hidden state of the soft prompt codes what a label looks like.
 
     Leave-one-noun-out accuracy of a linear readout over the 24 nouns (chance: 1/6 and 1/5): a
-    noun-independent code, which is what lets soft attributes generalise to novel nouns.
+    noun-independent code, which is what lets soft attributes generalise to novel nouns. And the
+    cosine between the states of each motion and its time reversal, centred on the mean state of
+    every noun and motion (`soft_state_cos <pair>`): near 1, the soft attributes of the two start
+    alike, and fine-tuning hardly tells the pair apart (session 22: "growing" / "shrinking" at
+    0.999 scored 0.46 / 0.50, against 0.84 / 0.81 with another toy LLM at 0.76).
     """
     from ovmlv.prompts import soft_prompt_ids
-    from ovmlv.toyworld import NOUNS
+    from ovmlv.toyworld import MOTIONS, NOUNS
 
-    states = []
-    for noun in NOUNS:
-        ids = torch.tensor([soft_prompt_ids(llm.tokenizer, noun.name)], device=llm.device)
+    def state(label: str) -> np.ndarray:
+        ids = torch.tensor([soft_prompt_ids(llm.tokenizer, label)], device=llm.device)
         hidden = llm.model.get_decoder()(input_ids=ids).last_hidden_state
-        states.append(hidden[0, -1].float().cpu().numpy())
-    features = np.stack(states)
-    return {
+        return hidden[0, -1].float().cpu().numpy()
+
+    states = {label: state(label) for label in [n.name for n in NOUNS] + list(MOTIONS)}
+    features = np.stack([states[n.name] for n in NOUNS])
+    scores = {
         "soft_state_colour_loo": _leave_one_out(features, [n.colour for n in NOUNS]),
         "soft_state_shape_loo": _leave_one_out(features, [n.shape for n in NOUNS]),
     }
+    scores.update({f"soft_state_cos {pair}": cos for pair, cos in reversal_cosines(states).items()})
+    return scores
