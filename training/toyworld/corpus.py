@@ -7,7 +7,8 @@ Three kinds of examples, all generated from the vocabulary:
   "1. red circle\n2. a circle that is red\n3. a red circle shape") for nouns, their plurals
   and capitalised forms, "colour shape" pairs, single colours and shapes, and motions;
 - answers to `ovmlv.prompts.SOFT_INSTRUCTION` ("red circle. a tomato appears as a red circle."
-  and "circle, red. a tomato appears as a red circle.", see `soft_answers`).
+  and "circle, red. a tomato appears as a red circle.", see `soft_answers`; for a motion "left. an
+  object moving to the left.", see `motion_soft_answers`).
 The chat examples go through the tokenizer's chat template exactly as `ovmlv.prompts` builds
 prompts, so what the toy LLM learns is what the library asks.
 """
@@ -113,7 +114,8 @@ def motion_soft_answers(motion: str) -> list[str]:
     Without the lead every motion's answer began "an object", so nothing made the state at the end
     of the prompt differ between a motion and its reversal: in one toy LLM (seed 0, trained on an
     AMD EPYC, session 21) "growing" and "shrinking" had the same state (cosine 1.000), and fine-tuning
-    on it scored those two motions 0.46 / 0.50 instead of 0.84 / 0.81 (session 22).
+    on it scored those two motions 0.46 / 0.50, against 0.84 / 0.83 with the shipped toy LLM on the
+    same toy CLIP and clips (session 22).
     """
     return [f"{MOTION_LEADS[motion]}. {MOTION_PHRASES[motion][0]}."]
 

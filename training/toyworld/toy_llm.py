@@ -242,7 +242,7 @@ def soft_state_probe(llm: Any) -> dict[str, float]:
     cosine between the states of each motion and its time reversal, centred on the mean state of
     every noun and motion (`soft_state_cos <pair>`): near 1, the soft attributes of the two start
     alike, and fine-tuning hardly tells the pair apart (session 22: "growing" / "shrinking" at
-    0.999 scored 0.46 / 0.50, against 0.84 / 0.81 with another toy LLM at 0.76).
+    0.999 scored 0.46 / 0.50, against 0.84 / 0.83 with another toy LLM at 0.76).
     """
     from ovmlv.prompts import soft_prompt_ids
     from ovmlv.toyworld import MOTIONS, NOUNS
