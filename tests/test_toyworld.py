@@ -440,8 +440,6 @@ def test_every_motion_leads_its_soft_answer_with_a_word_of_its_own():
 
 
 def test_reversal_cosines_are_centred_on_the_mean_state():
-    import numpy as np
-
     from ovmlv.toyworld import REVERSAL_PAIRS
     from training.toyworld.toy_llm import reversal_cosines
 

@@ -171,7 +171,8 @@ def _side_swap_ap(
     }
 
 
-def _pair_cosines(rows: torch.Tensor, index: dict[str, int], pairs) -> dict[str, float]:
+def pair_cosines(rows: torch.Tensor, index: dict[str, int], pairs) -> dict[str, float]:
+    """The cosine between rows[index[a]] and rows[index[b]] (each row flattened), keyed "a / b"."""
     flat = F.normalize(rows.flatten(1).float(), dim=-1)
     return {f"{a} / {b}": float(flat[index[a]] @ flat[index[b]]) for a, b in pairs}
 
@@ -196,7 +197,7 @@ def label_pair_cosines(
     stages["e_soft"] = model.soft_embedding(labels)
     stages["e0"] = model.anchor_label_embeddings(labels)
     stages["label"] = model.encode_labels(labels)
-    return {name: _pair_cosines(rows, index, pairs) for name, rows in stages.items()}
+    return {name: pair_cosines(rows, index, pairs) for name, rows in stages.items()}
 
 
 def side_swap_report(model: OVMLVModel, count: int) -> dict[str, dict[str, float]]:

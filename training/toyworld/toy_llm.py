@@ -225,12 +225,11 @@ def reversal_cosines(states: dict[str, np.ndarray]) -> dict[str, float]:
     every state given: {"moving left / moving right": ..., ...}."""
     from ovmlv.toyworld import REVERSAL_PAIRS
 
-    centre = np.mean(list(states.values()), axis=0)
-    cosines = {}
-    for a, b in REVERSAL_PAIRS:
-        x, y = states[a] - centre, states[b] - centre
-        cosines[f"{a} / {b}"] = float(x @ y / (np.linalg.norm(x) * np.linalg.norm(y) + 1e-12))
-    return cosines
+    from .motion_probe import pair_cosines
+
+    rows = torch.from_numpy(np.stack(list(states.values())))
+    index = {label: i for i, label in enumerate(states)}
+    return pair_cosines(rows - rows.mean(dim=0), index, REVERSAL_PAIRS)
 
 
 @torch.no_grad()
