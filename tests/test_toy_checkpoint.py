@@ -72,6 +72,30 @@ def test_llm_knows_novel_nouns(toy_classifier):
 
 
 @pytest.mark.slow
+def test_shipped_folder_is_a_base_to_refinetune_from(report, tmp_path):
+    """`--reuse-base checkpoints/toy` copies the shipped toy CLIP and LLM with their checks."""
+    from training.toyworld.pipeline import PRETRAIN_REPORT_KEYS, reuse_pretrained
+
+    checks = reuse_pretrained(TOY, tmp_path / "base")
+    assert checks == report["pretrain"] and set(checks) == set(PRETRAIN_REPORT_KEYS)
+    for name in ("open_clip", "llm"):
+        shipped = sorted(p.relative_to(TOY / name) for p in (TOY / name).rglob("*") if p.is_file())
+        copied = sorted(
+            p.relative_to(tmp_path / "base" / name) for p in (tmp_path / "base" / name).rglob("*")
+        )
+        assert copied == shipped
+        for rel in shipped:
+            assert (tmp_path / "base" / name / rel).read_bytes() == (TOY / name / rel).read_bytes()
+    saved = json.loads((tmp_path / "base" / "pretrain_report.json").read_text(encoding="utf-8"))
+    assert saved == report["pretrain"]
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "report.json").write_text(json.dumps({"pretrain": {"clip": {}}}), encoding="utf-8")
+    with pytest.raises(ValueError, match="lacks open_clip/, llm/, pretraining check 'llm'"):
+        reuse_pretrained(tmp_path / "half", tmp_path / "base2")
+    with pytest.raises(FileNotFoundError, match="neither pretrain_report.json"):
+        reuse_pretrained(tmp_path / "base2", tmp_path / "base3")
+
+
 def test_committed_table_is_reproduced(report, tmp_path):
     from ovmlv.classifier import VideoClassifier
     from ovmlv.label_db import LabelDB

@@ -5,7 +5,8 @@
 
 --install copies the packaged model (OUT/toy) over the given folder (the `toy` preset reads
 checkpoints/toy). --reuse-base DIR skips pretraining and copies DIR/open_clip and DIR/llm
-(from an earlier run's OUT/base), to iterate on fine-tuning alone. --clip and --llm set one
+(from an earlier run's OUT/base, or a packaged toy model such as checkpoints/toy), to iterate on
+fine-tuning alone or to re-make the shipped table from the shipped base models. --clip and --llm set one
 field of ToyClipConfig / ToyLLMConfig each (repeatable), e.g. --clip vision_width=192; the
 key=value arguments at the end are training/ overrides of configs/toyworld.yaml.
 """
@@ -52,7 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--llm", action="append", default=[], metavar="key=value", help="a toy LLM setting (ToyLLMConfig)"
     )
-    parser.add_argument("--reuse-base", type=Path, default=None, help="skip pretraining: copy this base")
+    parser.add_argument(
+        "--reuse-base",
+        type=Path,
+        default=None,
+        help="skip pretraining: copy this base (an OUT/base, or checkpoints/toy)",
+    )
     parser.add_argument("--install", type=Path, default=None, help="copy OUT/toy here when done")
     parser.add_argument(
         "finetune_overrides", nargs="*", metavar="key=value", help="extra training/ overrides (optim.lr=1e-3)"

@@ -237,13 +237,31 @@ def package(out: Path, final: Path, report: dict[str, Any]) -> Path:
     return target
 
 
+PRETRAIN_REPORT_KEYS = ("clip", "llm", "llm_examples", "sizes_bytes")  # what report.json keeps of it
+
+
 def reuse_pretrained(source: Path, base: Path) -> dict[str, Any]:
-    """Copy an earlier run's pretrained models (open_clip/, llm/, pretrain_report.json) into `base`."""
+    """Copy pretrained models (open_clip/, llm/) and their checks into `base`; returns the checks.
+
+    `source` is an earlier run's OUT/base (with pretrain_report.json) or a packaged toy model
+    such as checkpoints/toy (its report.json keeps the pretraining checks under "pretrain"), so
+    the shipped table can be re-made from the shipped base models on any machine.
+    """
+    if (source / "pretrain_report.json").is_file():
+        report = json.loads((source / "pretrain_report.json").read_text(encoding="utf-8"))
+    elif (source / "report.json").is_file():
+        report = json.loads((source / "report.json").read_text(encoding="utf-8")).get("pretrain", {})
+    else:
+        raise FileNotFoundError(f"{source} has neither pretrain_report.json nor a toy model's report.json")
+    missing = [f"{name}/" for name in ("open_clip", "llm") if not (source / name).is_dir()]
+    missing += [f"pretraining check {key!r}" for key in PRETRAIN_REPORT_KEYS if key not in report]
+    if missing:
+        raise ValueError(f"{source} is not a pretrained toy base: it lacks {', '.join(missing)}")
     base.mkdir(parents=True, exist_ok=True)
     for name in ("open_clip", "llm"):
         shutil.copytree(source / name, base / name, dirs_exist_ok=True)
-    shutil.copy2(source / "pretrain_report.json", base / "pretrain_report.json")
-    return json.loads((base / "pretrain_report.json").read_text(encoding="utf-8"))
+    (base / "pretrain_report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    return report
 
 
 # The variants' fine-tuning and evaluation split into jobs that can run side by side (`run(jobs=2)`):
@@ -350,7 +368,7 @@ def run(
         "table": summarise(systems),
         "threshold": threshold,
         "systems": systems,
-        "pretrain": {k: pretrain_report[k] for k in ("clip", "llm", "llm_examples", "sizes_bytes")},
+        "pretrain": {k: pretrain_report[k] for k in PRETRAIN_REPORT_KEYS},
         "timings": timings,
         "threads": torch.get_num_threads(),
         "jobs": 1 if jobs <= 1 else len(JOBS),
