@@ -126,3 +126,34 @@ def test_side_swap_map_scores_each_side_at_each_end(fresh_tiny):
     assert result["video 1 / labels 0"] == pytest.approx(expected, abs=1e-6)
     assert result["video 0 / labels 0"] == pytest.approx(closed["video 0 / labels 0"], abs=1e-6)
     assert len({round(v, 6) for v in result.values()}) > 1  # the open gates change the scores
+
+
+def test_label_gate_sweep_spans_the_anchor_the_model_and_e_soft(fresh_tiny):
+    from training.metrics import average_precision
+    from training.toyworld.motion_probe import label_gate_sweep
+
+    model = fresh_tiny("tiny-clip", overrides={"adapter_trained": True})
+    labels = ["moving left", "moving right", "blinking", "still"]
+    pixels, targets = motion_clips(model, seed=30, count=16, labels=labels)
+    with torch.no_grad():
+        for branch in model.temporal.branches.values():
+            branch.gate.fill_(0.8)
+        model.label_encoder.gate.fill_(0.8)
+        own = math.tanh(0.8)
+        swept = label_gate_sweep(model, pixels, targets, labels, [0.0, own, 1.0])
+        sides = side_swap_map(model, pixels, targets, labels)
+        windows = model.encode_video(pixels, 1.0)
+        soft_alone = average_precision(windows @ model.soft_embedding(labels).T, targets)
+    assert list(swept) == ["gate 0", f"gate {own:g}", "gate 1"]
+    assert float(swept["gate 0"].mean()) == pytest.approx(sides["video 1 / labels 0"], abs=1e-6)
+    assert float(swept[f"gate {own:g}"].mean()) == pytest.approx(sides["video 1 / labels 1"], abs=1e-6)
+    torch.testing.assert_close(swept["gate 1"], soft_alone)
+
+
+def test_gates_cli_rejects_gates_outside_zero_to_one(capsys):
+    from training.toyworld.motion_probe import main
+
+    for bad in ("0,2", "open"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["gates", "tiny-clip", "--gates", bad])
+        assert exit_info.value.code == 2 and "gate values" in capsys.readouterr().err

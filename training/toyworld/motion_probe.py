@@ -18,11 +18,15 @@ Three checks, used for the analysis in checkpoints/toy/README.md:
 - `side_swap_map`, which side learned what: mAP of base nouns, novel nouns and reversal motions
   with the window embeddings and the label embeddings each taken at alpha 0 (zero-shot) or
   alpha 1 (tuned), on held-out one-window clips.
+- `label_gate_sweep`, what the label gate costs and buys: the same groups' mAP with the tuned
+  windows and the label embeddings combined at other values of the label gate (0: the anchor
+  e0; 1: e_soft alone), so that it shows whether the labels or the windows hold a group back.
 
     python -m training.toyworld.motion_probe probe runs/toyworld/base --blocks 0,1,2,3,4,5
     python -m training.toyworld.motion_probe probe runs/toyworld/base --head anchors --steps 250
     python -m training.toyworld.motion_probe labels checkpoints/toy
     python -m training.toyworld.motion_probe sides checkpoints/toy
+    python -m training.toyworld.motion_probe gates checkpoints/toy --gates 0,0.05,0.3,1
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ovmlv.model import OVMLVModel
+from ovmlv.model import OVMLVModel, combine_label_embeddings
 from ovmlv.toyworld import MOTIONS, REVERSAL_MOTIONS, REVERSAL_PAIRS, render_clip
 from training.metrics import average_precision
 
@@ -200,18 +204,41 @@ def label_pair_cosines(
     return {name: pair_cosines(rows, index, pairs) for name, rows in stages.items()}
 
 
-def side_swap_report(model: OVMLVModel, count: int) -> dict[str, dict[str, float]]:
-    """`side_swap_map` for base nouns, novel nouns and reversal motions on `count` test clips."""
+@torch.no_grad()
+def label_gate_sweep(
+    model: OVMLVModel,
+    pixels: torch.Tensor,
+    targets: torch.Tensor,
+    labels: Sequence[str],
+    gates: Sequence[float],
+) -> dict[str, torch.Tensor]:
+    """Per-label AP [L] with the tuned windows (alpha 1) and the labels at each label gate value.
+
+    Keys "gate g": label embeddings normalise(e0 + g * (e_soft - e0)) (DESIGN §2.2); g = 0 is the
+    anchor, the model's own tanh(h) is what it scores with, 1 is e_soft alone.
+    """
+    windows = torch.cat([model.encode_video(chunk, 1.0) for chunk in pixels.split(64)])
+    anchors = model.anchor_label_embeddings(list(labels))
+    soft = model.soft_embedding(list(labels))
+    return {
+        f"gate {gate:g}": average_precision(
+            windows @ combine_label_embeddings(anchors, soft, gate).T, targets
+        )
+        for gate in gates
+    }
+
+
+REPORT_GROUPS = ("base nouns", "novel nouns", "reversal motions")
+
+
+def _group_report(model: OVMLVModel, count: int, per_label_ap) -> dict[str, dict[str, float]]:
+    """group -> key -> mean AP, for `per_label_ap(model, pixels, targets, labels)` on `count` test clips."""
     from ovmlv.toyworld import BASE_NOUNS, NOVEL_NOUNS
 
-    groups = {
-        "base nouns": BASE_NOUNS,
-        "novel nouns": NOVEL_NOUNS,
-        "reversal motions": REVERSAL_MOTIONS,
-    }
+    groups = dict(zip(REPORT_GROUPS, (BASE_NOUNS, NOVEL_NOUNS, REVERSAL_MOTIONS), strict=True))
     every = [label for labels in groups.values() for label in labels]
     pixels, targets = motion_clips(model, TEST_SEED, count, labels=every)
-    per_label = _side_swap_ap(model, pixels, targets, every)  # one encode of the clips and labels
+    per_label = per_label_ap(model, pixels, targets, every)  # one encode of the clips and labels
     report, start = {}, 0
     for name, labels in groups.items():
         span = slice(start, start + len(labels))
@@ -220,11 +247,33 @@ def side_swap_report(model: OVMLVModel, count: int) -> dict[str, dict[str, float
     return report
 
 
+def side_swap_report(model: OVMLVModel, count: int) -> dict[str, dict[str, float]]:
+    """`side_swap_map` for base nouns, novel nouns and reversal motions on `count` test clips."""
+    return _group_report(model, count, _side_swap_ap)
+
+
+def label_gate_report(model: OVMLVModel, count: int, gates: Sequence[float]) -> dict[str, dict[str, float]]:
+    """`label_gate_sweep` for base nouns, novel nouns and reversal motions on `count` test clips."""
+    return _group_report(
+        model, count, lambda m, pixels, targets, labels: label_gate_sweep(m, pixels, targets, labels, gates)
+    )
+
+
 def _block_list(text: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected block numbers like 0,1,2, got {text!r}") from None
+
+
+def _gate_list(text: str) -> list[float]:
+    try:
+        gates = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected gate values like 0,0.05,1, got {text!r}") from None
+    if not all(0.0 <= gate <= 1.0 for gate in gates):
+        raise argparse.ArgumentTypeError(f"gate values must be in [0, 1], got {text!r}")
+    return gates
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -252,6 +301,12 @@ def main(argv: list[str] | None = None) -> int:
     sides = sub.add_parser("sides", help="mAP with each side zero-shot or tuned (which side learned what)")
     sides.add_argument("model", help="a fine-tuned ovmlv checkpoint directory or preset")
     sides.add_argument("--clips", type=int, default=300, help="held-out one-window clips")
+    gates = sub.add_parser("gates", help="mAP with the tuned windows and the labels at other label gates")
+    gates.add_argument("model", help="a fine-tuned ovmlv checkpoint directory or preset")
+    gates.add_argument(
+        "--gates", type=_gate_list, default=[0.0, 0.05, 0.1, 0.3, 0.5, 1.0], help="e.g. 0,0.3,1"
+    )
+    gates.add_argument("--clips", type=int, default=300, help="held-out one-window clips")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -271,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "sides":
         print(json.dumps(side_swap_report(model, args.clips), indent=2))
+        return 0
+    if args.command == "gates":
+        print(json.dumps(label_gate_report(model, args.clips, args.gates), indent=2))
         return 0
     train = motion_clips(model, TRAIN_SEED, args.train_clips)
     test = motion_clips(model, TEST_SEED, args.test_clips)
