@@ -46,6 +46,7 @@ class TemporalConfig:
     num_last_blocks: int = 4  # used when `blocks` is None
     heads: int | None = None  # attention heads; None: width // 64 (at least 1)
     max_frames: int = 32  # size of the learnable temporal position table
+    position_init_std: float = 0.02  # its initial spread; it is added to layer-normed (unit-scale) tokens
 
 
 @dataclass

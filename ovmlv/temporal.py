@@ -21,13 +21,13 @@ from .vision_stages import VisionStages
 class TemporalAttention(nn.Module):
     """Self-attention across frames for every token position, with a learnable position table."""
 
-    def __init__(self, width: int, heads: int, max_frames: int) -> None:
+    def __init__(self, width: int, heads: int, max_frames: int, position_init_std: float = 0.02) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(width)
         self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
         self.frame_position = nn.Parameter(torch.zeros(max_frames, width))
         self.gate = nn.Parameter(torch.zeros(()))
-        nn.init.trunc_normal_(self.frame_position, std=0.02)
+        nn.init.trunc_normal_(self.frame_position, std=position_init_std)
 
     def forward(self, tokens: torch.Tensor, num_frames: int) -> torch.Tensor:
         """Ungated temporal update for tokens [B*T, N, W] (same shape out)."""
@@ -63,7 +63,10 @@ class TemporalVideoEncoder(nn.Module):
         self.block_indices = temporal_block_indices(cfg, len(stages.blocks))
         heads = cfg.heads or max(1, stages.width // 64)
         self.branches = nn.ModuleDict(
-            {str(i): TemporalAttention(stages.width, heads, cfg.max_frames) for i in self.block_indices}
+            {
+                str(i): TemporalAttention(stages.width, heads, cfg.max_frames, cfg.position_init_std)
+                for i in self.block_indices
+            }
         )
 
     def gate_values(self) -> torch.Tensor:

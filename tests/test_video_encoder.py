@@ -52,6 +52,17 @@ def test_nonzero_gate_makes_frame_order_matter(fresh_tiny, preset):
     assert (forward - backward).abs().max() > 1e-3
 
 
+def test_position_table_starts_at_the_configured_spread_and_init_stays_framewise(fresh_tiny):
+    default = fresh_tiny("tiny-clip")
+    wide = fresh_tiny("tiny-clip", overrides={"temporal": {"position_init_std": 0.3}})
+    frames = random_frames(2, wide.num_frames, wide.image_size, seed=5)
+    for model, std in ((default, 0.02), (wide, 0.3)):
+        table = torch.cat([b.frame_position.detach().flatten() for b in model.temporal.branches.values()])
+        assert table.std().item() == pytest.approx(std, rel=0.1)
+        with torch.no_grad():  # the gates are closed: the table cannot change the embedding yet
+            assert (model.encode_video(frames) - framewise_reference(model, frames)).abs().max() <= 1e-5
+
+
 @pytest.mark.parametrize("preset", TINY_PRESETS)
 def test_gradients_reach_temporal_parameters(fresh_tiny, preset):
     model = fresh_tiny(preset)
