@@ -71,7 +71,6 @@ def test_llm_knows_novel_nouns(toy_classifier):
     assert "red circle" in phrases["tomato"]
 
 
-@pytest.mark.slow
 def test_shipped_folder_is_a_base_to_refinetune_from(report, tmp_path):
     """`--reuse-base checkpoints/toy` copies the shipped toy CLIP and LLM with their checks."""
     from training.toyworld.pipeline import PRETRAIN_REPORT_KEYS, reuse_pretrained
@@ -96,6 +95,7 @@ def test_shipped_folder_is_a_base_to_refinetune_from(report, tmp_path):
         reuse_pretrained(tmp_path / "base2", tmp_path / "base3")
 
 
+@pytest.mark.slow
 def test_committed_table_is_reproduced(report, tmp_path):
     from ovmlv.classifier import VideoClassifier
     from ovmlv.label_db import LabelDB
