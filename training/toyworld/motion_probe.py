@@ -1,6 +1,6 @@
 """Motion diagnostics for the toy world: which side keeps "moving left" from "moving right".
 
-Three checks, used for the analysis in checkpoints/toy/README.md:
+Four checks, used for the analysis in checkpoints/toy/README.md:
 
 - `supervised_motion_probe`, the video side alone: on an ovmlv model, train only the temporal
   branches and a head on the 8 motion labels (BCE), then report held-out AP per motion. With a
