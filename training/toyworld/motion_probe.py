@@ -70,6 +70,11 @@ def motion_clips(
     return pixels.to(model.device, model.dtype), targets.to(model.device)
 
 
+def encode_windows(model: OVMLVModel, pixels: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Window embeddings [N, D] of clips [N, T, 3, S, S] at `alpha`, 64 clips at a time."""
+    return torch.cat([model.encode_video(chunk, alpha) for chunk in pixels.split(64)])
+
+
 class AnchorHead(torch.nn.Module):
     """Logits exp(s) * <window, e0(motion)> + b(motion): the label anchors as a frozen head."""
 
@@ -144,7 +149,7 @@ def supervised_motion_probe(
     model.eval().requires_grad_(False)
     test_pixels, test_targets = test
     with torch.no_grad():
-        windows = torch.cat([model.encode_video(chunk, 1.0) for chunk in test_pixels.split(64)])
+        windows = encode_windows(model, test_pixels, 1.0)
         scores = scorer(windows)
     return dict(zip(MOTIONS, average_precision(scores, test_targets).tolist(), strict=True))
 
@@ -166,7 +171,7 @@ def _side_swap_ap(
     model: OVMLVModel, pixels: torch.Tensor, targets: torch.Tensor, labels: Sequence[str]
 ) -> dict[str, torch.Tensor]:
     """Per-label AP [L] for each (video alpha, label alpha); windows and labels encoded once each."""
-    windows = {a: torch.cat([model.encode_video(chunk, a) for chunk in pixels.split(64)]) for a in (0.0, 1.0)}
+    windows = {a: encode_windows(model, pixels, a) for a in (0.0, 1.0)}
     label_rows = {a: model.encode_labels(list(labels), a) for a in (0.0, 1.0)}
     return {
         f"video {va:.0f} / labels {la:.0f}": average_precision(windows[va] @ label_rows[la].T, targets)
@@ -217,7 +222,7 @@ def label_gate_sweep(
     Keys "gate g": label embeddings normalise(e0 + g * (e_soft - e0)) (DESIGN §2.2); g = 0 is the
     anchor, the model's own tanh(h) is what it scores with, 1 is e_soft alone.
     """
-    windows = torch.cat([model.encode_video(chunk, 1.0) for chunk in pixels.split(64)])
+    windows = encode_windows(model, pixels, 1.0)
     anchors = model.anchor_label_embeddings(list(labels))
     soft = model.soft_embedding(list(labels))
     return {
