@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
+import torch.nn.functional as F
 
 from training.config import LossSection
-from training.losses import bce_loss
+from training.losses import asymmetric_loss, bce_loss
 from training.objective import TrainStep
 
 from conftest import random_frames
@@ -32,6 +34,38 @@ def test_soft_weight_adds_a_classification_loss_scored_with_e_soft_alone(fresh_t
         by_hand = bce_loss(model.logits(windows, model.soft_embedding(LABELS)), TARGETS)
     torch.testing.assert_close(both["classification"], plain["classification"] + 0.7 * by_hand)
     torch.testing.assert_close(both["loss"] - plain["loss"], 0.7 * by_hand)
+
+
+@pytest.mark.parametrize("kind", ["bce", "asymmetric"])
+def test_label_weights_weight_each_labels_terms_scaled_to_a_mean_of_one(fresh_tiny, kind):
+    """loss.label_weights: each label's column of the classification losses (the main one and the
+    e_soft one) times its weight over the mean weight of the step's labels; equal weights change
+    nothing, and only the classification terms move."""
+    model = _open_model(fresh_tiny)
+    pixels = random_frames(2, model.num_frames, model.image_size)
+    plain_cfg = LossSection(kind=kind, soft_weight=0.5)
+    weighted_cfg = LossSection(kind=kind, soft_weight=0.5, label_weights={"blue square": 3.0})
+    with torch.no_grad():
+        plain = TrainStep(model, plain_cfg)(pixels, LABELS, TARGETS)
+        weighted = TrainStep(model, weighted_cfg)(pixels, LABELS, TARGETS)
+        same = TrainStep(model, LossSection(kind=kind, soft_weight=0.5, label_weights={"red circle": 1.0}))
+        unchanged = same(pixels, LABELS, TARGETS)
+        windows = model.encode_video(pixels, 1.0)
+        label_tuned = model.soft_label_embeddings(LABELS, 1.0)
+        e_soft = model.soft_embedding(LABELS)
+    weights = torch.tensor([1.0, 3.0]) / 2.0  # red circle 1, blue square 3; mean 2
+
+    def by_hand(logits):  # each label's column alone through the loss (a mean over clips), then weighted
+        loss = F.binary_cross_entropy_with_logits if kind == "bce" else asymmetric_loss
+        means = [loss(logits[:, j : j + 1], TARGETS[:, j : j + 1]) for j in range(len(LABELS))]
+        return (torch.stack(means) * weights).mean()
+
+    expected = by_hand(model.logits(windows, label_tuned)) + 0.5 * by_hand(model.logits(windows, e_soft))
+    torch.testing.assert_close(weighted["classification"], expected)
+    torch.testing.assert_close(weighted["distill_video"], plain["distill_video"])
+    torch.testing.assert_close(weighted["distill_label"], plain["distill_label"])
+    assert not torch.allclose(weighted["classification"], plain["classification"])
+    torch.testing.assert_close(unchanged["classification"], plain["classification"], rtol=0, atol=1e-7)
 
 
 def test_without_temporal_branches_the_windows_are_encoded_once(fresh_tiny, monkeypatch):

@@ -93,6 +93,9 @@ def test_config_yaml_inherit_and_dotted_overrides():
         ("optim.label_gate_from=0.3", r"optim\.label_gate_from .*needs optim\.label_gate_min"),
         ("optim.label_gate_hold=1.0", r"optim\.label_gate_hold must be in \[0, 1\)"),
         ("optim.label_gate_hold=0.5", r"optim\.label_gate_hold needs optim\.label_gate_from"),
+        ("loss.label_weights={a: 0}", r"loss\.label_weights must map labels to numbers > 0"),
+        ("loss.label_weights={a: true}", r"loss\.label_weights must map labels to numbers > 0"),
+        ("loss.label_weights=[2]", r"loss\.label_weights must map labels to numbers > 0"),
     ],
 )
 def test_config_errors_name_the_key(override, message):
@@ -120,6 +123,18 @@ def test_main_reports_a_bad_config_or_missing_data_in_one_line(capsys, tmp_path)
     assert main(["--config", str(SMOKE), *args, f"data.vocabulary={missing}"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: data.train_manifest: {missing} does not exist") and "\n" not in err
+
+
+def test_label_weights_may_name_base_labels_only(shapes, tmp_path):
+    """A weight for a novel label (never in the loss) or a label the data lacks is a one-line config
+    error before any model is built; base labels are accepted."""
+    split = json.loads(Path(shapes["split"]).read_text(encoding="utf-8"))
+    novel, base = split["novel"][0], split["base"][0]
+    for label in (novel, "no such label"):
+        with pytest.raises(TrainConfigError, match=rf"loss\.label_weights names '{label}': not a base label"):
+            run(tmp_path / "bad", f"loss.label_weights={{{label}: 2}}", "max_steps=1", data=shapes)
+    summary = run(tmp_path / "ok", f"loss.label_weights={{{base}: 2}}", "max_steps=1", data=shapes)
+    assert summary["step"] == 1
 
 
 def test_resolved_config_written_and_reloads(smoke_run):

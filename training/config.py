@@ -89,6 +89,8 @@ class LossSection:
     distill_weight: float = 1.0  # lambda of lambda * (1 - cos), applied to windows and to labels
     label_distill_weight: float | None = None  # lambda for the labels alone (null: distill_weight)
     soft_weight: float = 0.0  # weight of a second classification loss scored with e_soft alone (gate open)
+    label_weights: dict[str, float] = field(default_factory=dict)  # base label -> weight of its terms in the
+    # classification losses (others weigh 1), scaled to a mean of 1 over each step's labels; {}: unweighted
     asl_gamma_neg: float = 4.0  # asymmetric loss: focusing of negatives
     asl_gamma_pos: float = 0.0  # asymmetric loss: focusing of positives
     asl_clip: float = 0.05  # asymmetric loss: probability margin for negatives
@@ -130,6 +132,14 @@ class TrainConfig:
             ),
             (self.loss.kind in LOSS_KINDS, f"loss.kind must be one of {LOSS_KINDS}"),
             (self.loss.num_negatives != 0, "loss.num_negatives must be > 0 (or < 0: every base negative)"),
+            (
+                isinstance(self.loss.label_weights, dict)
+                and all(
+                    isinstance(w, int | float) and not isinstance(w, bool) and w > 0
+                    for w in self.loss.label_weights.values()
+                ),
+                "loss.label_weights must map labels to numbers > 0",
+            ),
             (len(self.optim.betas) == 2, "optim.betas must be two numbers"),
             (isinstance(self.model.overrides, dict), "model.overrides must be a mapping"),
             (self.optim.warmup_steps >= 0, "optim.warmup_steps must be >= 0"),

@@ -10,9 +10,13 @@ import torch
 import torch.nn.functional as F
 
 
-def bce_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy with logits, mean over all [B, L] elements."""
-    return F.binary_cross_entropy_with_logits(logits.float(), targets.float())
+def bce_loss(
+    logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Binary cross-entropy with logits, mean over all [B, L] elements (each label's column times
+    `weights` [L] when given)."""
+    weight = None if weights is None else weights.float()[None, :]
+    return F.binary_cross_entropy_with_logits(logits.float(), targets.float(), weight=weight)
 
 
 def asymmetric_loss(
@@ -21,12 +25,14 @@ def asymmetric_loss(
     gamma_neg: float = 4.0,
     gamma_pos: float = 0.0,
     clip: float = 0.05,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Asymmetric loss (Ridnik et al., ICCV 2021), mean over elements.
 
     Negatives are down-weighted by ``p_m ** gamma_neg`` with the shifted probability
     ``p_m = max(p - clip, 0)`` (easy negatives below ``clip`` cost nothing); positives by
-    ``(1 - p) ** gamma_pos``. With gamma_neg = gamma_pos = clip = 0 it equals ``bce_loss``.
+    ``(1 - p) ** gamma_pos``; each label's column by ``weights`` [L] when given. With
+    gamma_neg = gamma_pos = clip = 0 it equals ``bce_loss``.
     """
     logits, targets = logits.float(), targets.float()
     probs = torch.sigmoid(logits)
@@ -42,7 +48,10 @@ def asymmetric_loss(
         loss_pos = loss_pos * (1.0 - probs).pow(gamma_pos)
     if gamma_neg > 0:
         loss_neg = loss_neg * shifted.pow(gamma_neg)
-    return -(loss_pos + loss_neg).mean()
+    loss = loss_pos + loss_neg
+    if weights is not None:
+        loss = loss * weights.float()[None, :]
+    return -loss.mean()
 
 
 def distillation_loss(tuned: torch.Tensor, frozen: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,7 @@ labels through the soft-attribute path and the zero-shot anchor e0 (`labels.anch
          [+ soft_weight * BCE(logits(tuned windows, e_soft), targets)]
          + lambda * [mean(1 - cos(tuned, frozen)) over windows + mean(1 - cos(tuned, e0)) over labels]
 The distillation keeps the tuned embeddings near the zero-shot ones, which is what keeps
-novel labels (never trained on) working.
+novel labels (never trained on) working. `loss.label_weights` weights each label's BCE terms.
 """
 
 from __future__ import annotations
@@ -56,12 +56,24 @@ class TrainStep(nn.Module):
                 self.anchors.update(zip(missing, self.model.anchor_label_embeddings(missing), strict=True))
         return torch.stack([self.anchors[label] for label in labels])
 
-    def classification_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def label_weights(self, labels: Sequence[str]) -> torch.Tensor | None:
+        """[L] weights of `labels` in the classification losses (`loss.label_weights`; others 1),
+        scaled to a mean of 1, so that only their ratios change the loss; None when unweighted."""
+        if not self.cfg.label_weights:
+            return None
+        weights = torch.tensor([float(self.cfg.label_weights.get(label, 1.0)) for label in labels])
+        return weights / weights.mean()
+
+    def classification_loss(
+        self, logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if weights is not None:
+            weights = weights.to(logits.device)
         if self.cfg.kind == "asymmetric":
             return asymmetric_loss(
-                logits, targets, self.cfg.asl_gamma_neg, self.cfg.asl_gamma_pos, self.cfg.asl_clip
+                logits, targets, self.cfg.asl_gamma_neg, self.cfg.asl_gamma_pos, self.cfg.asl_clip, weights
             )
-        return bce_loss(logits, targets)
+        return bce_loss(logits, targets, weights)
 
     def frozen_windows(self, pixels: torch.Tensor) -> torch.Tensor:
         """Zero-shot window embeddings [B, D] from the frozen reference tower."""
@@ -88,9 +100,10 @@ class TrainStep(nn.Module):
         label_frozen = self.label_anchors(labels)  # [L, D]
         e_soft = model.soft_embedding(labels)  # [L, D]
         label_tuned = combine_label_embeddings(label_frozen, e_soft, model.label_gate(1.0))
-        classification = self.classification_loss(model.logits(tuned, label_tuned), label_targets)
+        weights = self.label_weights(labels)
+        classification = self.classification_loss(model.logits(tuned, label_tuned), label_targets, weights)
         if self.cfg.soft_weight:  # the soft path on its own, as if the gate were fully open
-            soft = self.classification_loss(model.logits(tuned, e_soft), label_targets)
+            soft = self.classification_loss(model.logits(tuned, e_soft), label_targets, weights)
             classification = classification + self.cfg.soft_weight * soft
         distill_video = distillation_loss(tuned, frozen)
         distill_label = distillation_loss(label_tuned, label_frozen)

@@ -30,7 +30,7 @@ from training.checkpointing import (
     rng_state,
     save_training_checkpoint,
 )
-from training.config import TrainConfig, deep_merge, dump_config
+from training.config import TrainConfig, TrainConfigError, deep_merge, dump_config
 from training.data import sample_labels
 from training.inputs import TrainData, configured_paths, load_data, set_loader_epoch, synthesize, train_loader
 from training.objective import LOSS_NAMES, TrainStep
@@ -106,6 +106,15 @@ def cpu_bf16(cfg: TrainConfig) -> bool:
     return cfg.mixed_precision == "bf16" and (cfg.cpu or not torch.cuda.is_available())
 
 
+def check_label_weights(cfg: TrainConfig, base_labels: list[str]) -> None:
+    """Every label that `loss.label_weights` names is a base label of the data (only those reach the loss)."""
+    unknown = sorted(set(cfg.loss.label_weights) - set(base_labels))
+    if unknown:
+        raise TrainConfigError(
+            f"loss.label_weights names {', '.join(map(repr, unknown))}: not a base label of the training data"
+        )
+
+
 def step_generator(seed: int, step: int, rank: int) -> torch.Generator:
     """The label-sampling RNG of one step on one rank (a function of the step: resumable)."""
     return torch.Generator().manual_seed((seed * 1_000_003 + step) * 1_009 + rank)
@@ -130,6 +139,7 @@ class Trainer:
         else:
             paths = configured_paths(cfg)  # every rank checks the files (and fails alike)
         self.data: TrainData = load_data(paths)
+        check_label_weights(cfg, self.data.base_labels)
         self.model = build_model(cfg, self.accelerator.device)
         self.model.config.adapter_trained = True  # every checkpoint of the run serves the soft path
         optimizer = build_optimizer(self.model, cfg.optim)
