@@ -9,11 +9,19 @@ through the real code paths and that what gets packaged is what was evaluated.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
 
 from ovmlv.toyworld import BASE_NOUNS, MOTIONS, NOVEL_NOUNS
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -140,3 +148,65 @@ def test_clip_and_llm_settings_from_the_command_line(tmp_path, capsys):
         assert exit_info.value.code == 2
         assert message in capsys.readouterr().err.strip().splitlines()[-1]
     assert not (tmp_path / "never").exists()  # refused before anything ran
+
+
+def _spawned_workers(pid: int) -> list[int]:
+    """Child processes of `pid` started by multiprocessing's spawn (not its resource tracker)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    workers = []
+    for child in children:
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().decode(errors="replace")
+        except FileNotFoundError:
+            continue
+        if "spawn_main" in cmdline and "resource_tracker" not in cmdline:
+            workers.append(int(child))
+    return workers
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie, which has ended and waits to be reaped, is not alive)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return False
+    return fields[0] != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads worker processes from Linux's /proc")
+def test_sigterm_ends_the_variants_worker_processes_too(quick_run, tmp_path):
+    """`kill` (or `timeout`) of the command also ends its two fine-tuning workers, which would
+    otherwise fine-tune on for minutes, writing into OUT, after the command has gone."""
+    command = [
+        sys.executable,
+        "-m",
+        "training.toyworld",
+        "--out",
+        str(tmp_path / "run"),
+        "--quick",
+        "--jobs",
+        "2",
+    ]
+    command += ["--reuse-base", str(quick_run / "base"), "--finetune-steps", "400"]  # minutes of fine-tuning
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
+    proc = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while len(workers := _spawned_workers(proc.pid)) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, "the variants' workers never started"
+            time.sleep(0.5)
+        while not (tmp_path / "run" / "runs" / "full").exists():  # the full variant is fine-tuning
+            assert time.monotonic() < deadline, "the full variant never started fine-tuning"
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM and "stopped by SIGTERM" in err
+    deadline = time.monotonic() + 15
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in workers if _alive(pid)], "a worker fine-tunes on after the command was stopped"

@@ -341,7 +341,8 @@ def test_time_reversal_plays_windows_backwards_and_swaps_the_paired_labels(synth
     from training.config import load_config
 
     reversal = ["data.time_reversal_p=0.25", f"data.time_reversal_pairs={json.dumps(pairs)}"]
-    cfg = load_config([], ["data.train_manifest=m.jsonl", "data.vocabulary=v.txt", *reversal])
+    files = ["data.train_manifest=m.jsonl", "data.vocabulary=v.txt", "data.num_workers=0"]  # never iterated
+    cfg = load_config([], [*files, *reversal])
     loader = train_loader(entries, vocabulary, cfg, 4, 32, (0.5,) * 3, (0.2,) * 3)
     assert loader.dataset.dataset.reversal_p == 0.25
     assert torch.equal(loader.dataset.dataset.reversed_order, dataset(0.0).reversed_order)

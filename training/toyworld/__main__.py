@@ -19,6 +19,7 @@ import logging
 import os
 import shlex
 import shutil
+import signal
 import sys
 from dataclasses import fields, replace
 from pathlib import Path
@@ -90,6 +91,15 @@ def with_settings(config: Any, pairs: list[str], option: str) -> Any:
     return replace(config, **changes)
 
 
+def stop_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM (`kill`, `timeout`) as SystemExit, so that the variants' worker processes are
+    terminated with this one instead of fine-tuning on into OUT."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # `timeout` signals the process group too: once is enough,
+    # and a second SystemExit must not interrupt the workers' termination
+    print("python -m training.toyworld: stopped by SIGTERM", file=sys.stderr)
+    raise SystemExit(128 + signum)
+
+
 def make_plan(args: argparse.Namespace):
     from .pipeline import ToyWorldPlan
     from .pretrain import QUICK_CLIP, QUICK_LLM
@@ -149,4 +159,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    signal.signal(
+        signal.SIGTERM, stop_on_sigterm
+    )  # the command line only: not when main() is called in-process
     raise SystemExit(main())
