@@ -177,7 +177,8 @@ def _alive(pid: int) -> bool:
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads worker processes from Linux's /proc")
 def test_sigterm_ends_the_variants_worker_processes_too(quick_run, tmp_path):
     """`kill` (or `timeout`) of the command also ends its two fine-tuning workers, which would
-    otherwise fine-tune on for minutes, writing into OUT, after the command has gone."""
+    otherwise fine-tune on for minutes, writing into OUT, after the command has gone; the workers
+    can still start DataLoader workers."""
     command = [
         sys.executable,
         "-m",
@@ -189,22 +190,25 @@ def test_sigterm_ends_the_variants_worker_processes_too(quick_run, tmp_path):
         "2",
     ]
     command += ["--reuse-base", str(quick_run / "base"), "--finetune-steps", "400"]  # minutes of fine-tuning
+    command += ["data.num_workers=1"]  # the workers may start processes of their own (daemons may not)
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
-    proc = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    log = open(tmp_path / "log.txt", "w+")  # a file, not a pipe that the INFO lines could fill
+    proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 240
         while len(workers := _spawned_workers(proc.pid)) < 2:
             assert proc.poll() is None and time.monotonic() < deadline, "the variants' workers never started"
             time.sleep(0.5)
-        while not (tmp_path / "run" / "runs" / "full").exists():  # the full variant is fine-tuning
-            assert time.monotonic() < deadline, "the full variant never started fine-tuning"
+        metrics = tmp_path / "run" / "runs" / "full" / "metrics.jsonl"
+        while not (metrics.exists() and metrics.stat().st_size):  # the full variant has taken steps
+            assert proc.poll() is None and time.monotonic() < deadline, "the full variant never took a step"
             time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
     finally:
         proc.kill()
+        log.close()
+    err = (tmp_path / "log.txt").read_text()
     assert proc.returncode == 128 + signal.SIGTERM and "stopped by SIGTERM" in err
     deadline = time.monotonic() + 15
     while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:

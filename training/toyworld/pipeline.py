@@ -314,21 +314,34 @@ def run_variants(out: Path, plan: ToyWorldPlan, jobs: int = 1) -> list[dict]:
     if jobs <= 1:
         return [variant_job(out, tuple(VARIANTS), plan)]
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     threads = max(1, torch.get_num_threads() // len(JOBS))
     levels = {name: logging.getLogger(name).level for name in ("training", "ovmlv")}
     context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
-    # A multiprocessing Pool, not a ProcessPoolExecutor: leaving for any reason (an error, Ctrl-C,
-    # the SIGTERM that `python -m training.toyworld` turns into SystemExit) terminates the workers,
-    # where an executor would let each finish its fine-tuning first; joining them leaves no
-    # semaphore for the resource tracker to warn about.
-    pool = context.Pool(len(JOBS), initializer=_log_like, initargs=(levels,))
-    try:
-        pending = [pool.apply_async(variant_job, (out, variants, plan, threads)) for variants in JOBS]
-        return [job.get() for job in pending]
-    finally:
-        pool.terminate()
-        pool.join()
+    # An executor, not a multiprocessing Pool: a Pool's workers are daemons, which may not start the
+    # DataLoader workers of `data.num_workers` > 0.
+    with ProcessPoolExecutor(
+        len(JOBS), mp_context=context, initializer=_log_like, initargs=(levels,)
+    ) as pool:
+        try:
+            futures = [pool.submit(variant_job, out, variants, plan, threads) for variants in JOBS]
+            return [future.result() for future in futures]
+        except BaseException:  # an error, Ctrl-C, or the SIGTERM that the command turns into SystemExit
+            terminate_workers(pool)  # leaving the `with` would otherwise wait for each fine-tuning to end
+            raise
+
+
+def terminate_workers(pool: Any) -> None:
+    """Stop a ProcessPoolExecutor's worker processes now, whatever they are running."""
+    if hasattr(pool, "terminate_workers"):  # Python 3.14
+        pool.terminate_workers()
+        return
+    processes = list(pool._processes.values())  # before 3.14 the executor has no public way
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join()
 
 
 def run(
