@@ -179,35 +179,26 @@ def test_sigterm_ends_the_variants_worker_processes_too(quick_run, tmp_path):
     """`kill` (or `timeout`) of the command also ends its two fine-tuning workers, which would
     otherwise fine-tune on for minutes, writing into OUT, after the command has gone; the workers
     can still start DataLoader workers."""
-    command = [
-        sys.executable,
-        "-m",
-        "training.toyworld",
-        "--out",
-        str(tmp_path / "run"),
-        "--quick",
-        "--jobs",
-        "2",
-    ]
+    command = [sys.executable, "-m", "training.toyworld", "--out", str(tmp_path / "run")]
+    command += ["--quick", "--jobs", "2"]
     command += ["--reuse-base", str(quick_run / "base"), "--finetune-steps", "400"]  # minutes of fine-tuning
     command += ["data.num_workers=1"]  # the workers may start processes of their own (daemons may not)
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
-    log = open(tmp_path / "log.txt", "w+")  # a file, not a pipe that the INFO lines could fill
-    proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 240
-        while len(workers := _spawned_workers(proc.pid)) < 2:
-            assert proc.poll() is None and time.monotonic() < deadline, "the variants' workers never started"
-            time.sleep(0.5)
-        metrics = tmp_path / "run" / "runs" / "full" / "metrics.jsonl"
-        while not (metrics.exists() and metrics.stat().st_size):  # the full variant has taken steps
-            assert proc.poll() is None and time.monotonic() < deadline, "the full variant never took a step"
-            time.sleep(0.5)
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-    finally:
-        proc.kill()
-        log.close()
+    with open(tmp_path / "log.txt", "w") as log:  # a file, not a pipe that the INFO lines could fill
+        proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 240
+            while len(workers := _spawned_workers(proc.pid)) < 2:
+                assert proc.poll() is None and time.monotonic() < deadline, "no workers started"
+                time.sleep(0.5)
+            metrics = tmp_path / "run" / "runs" / "full" / "metrics.jsonl"
+            while not (metrics.exists() and metrics.stat().st_size):  # the full variant has taken steps
+                assert proc.poll() is None and time.monotonic() < deadline, "no fine-tuning step"
+                time.sleep(0.5)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+        finally:
+            proc.kill()
     err = (tmp_path / "log.txt").read_text()
     assert proc.returncode == 128 + signal.SIGTERM and "stopped by SIGTERM" in err
     deadline = time.monotonic() + 15

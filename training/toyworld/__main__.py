@@ -159,7 +159,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    signal.signal(
-        signal.SIGTERM, stop_on_sigterm
-    )  # the command line only: not when main() is called in-process
+    # the command line only: main() called in-process (tests) leaves the caller's handler alone
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     raise SystemExit(main())
