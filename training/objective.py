@@ -56,19 +56,18 @@ class TrainStep(nn.Module):
                 self.anchors.update(zip(missing, self.model.anchor_label_embeddings(missing), strict=True))
         return torch.stack([self.anchors[label] for label in labels])
 
-    def label_weights(self, labels: Sequence[str]) -> torch.Tensor | None:
+    def label_weights(self, labels: Sequence[str], device: torch.device) -> torch.Tensor | None:
         """[L] weights of `labels` in the classification losses (`loss.label_weights`; others 1),
         scaled to a mean of 1, so that only their ratios change the loss; None when unweighted."""
         if not self.cfg.label_weights:
             return None
-        weights = torch.tensor([float(self.cfg.label_weights.get(label, 1.0)) for label in labels])
+        weights = [float(self.cfg.label_weights.get(label, 1.0)) for label in labels]
+        weights = torch.tensor(weights, device=device)
         return weights / weights.mean()
 
     def classification_loss(
         self, logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None
     ) -> torch.Tensor:
-        if weights is not None:
-            weights = weights.to(logits.device)
         if self.cfg.kind == "asymmetric":
             return asymmetric_loss(
                 logits, targets, self.cfg.asl_gamma_neg, self.cfg.asl_gamma_pos, self.cfg.asl_clip, weights
@@ -100,7 +99,7 @@ class TrainStep(nn.Module):
         label_frozen = self.label_anchors(labels)  # [L, D]
         e_soft = model.soft_embedding(labels)  # [L, D]
         label_tuned = combine_label_embeddings(label_frozen, e_soft, model.label_gate(1.0))
-        weights = self.label_weights(labels)
+        weights = self.label_weights(labels, tuned.device)  # once a step, for both losses
         classification = self.classification_loss(model.logits(tuned, label_tuned), label_targets, weights)
         if self.cfg.soft_weight:  # the soft path on its own, as if the gate were fully open
             soft = self.classification_loss(model.logits(tuned, e_soft), label_targets, weights)
