@@ -423,3 +423,25 @@ def test_sample_labels_takes_all_negatives_when_asked():
     targets = torch.tensor([[1.0, 0.0, 0.0, 1.0]])
     ids, label_targets = sample_labels(targets, torch.tensor([0, 1, 2]), num_negatives=-1)
     assert ids.tolist() == [0, 1, 2] and label_targets.tolist() == [[1.0, 0.0, 0.0]]
+
+
+@pytest.mark.parametrize(
+    ("asked", "cpus", "workers"), [(4, {0, 1}, 2), (4, set(range(8)), 4), (0, {0}, 0), (1, {0}, 1)]
+)
+def test_training_loader_starts_at_most_one_worker_per_usable_cpu(
+    monkeypatch, caplog, synthetic, asked, cpus, workers
+):
+    """base.yaml asks for 4 workers; on a 2-core machine torch's DataLoader warned that 4 are too
+    many, and they only take turns on the two cores: the loader starts 2 (and says so)."""
+    from training.config import load_config
+    from training.inputs import train_loader
+
+    entries, vocabulary, _ = synthetic
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: cpus, raising=False)
+    cfg = load_config(
+        [], ["data.train_manifest=m.jsonl", "data.vocabulary=v.txt", f"data.num_workers={asked}"]
+    )
+    with caplog.at_level(logging.INFO, logger="training.inputs"):
+        loader = train_loader(entries, vocabulary, cfg, 4, 32, (0.5,) * 3, (0.2,) * 3)
+    assert loader.num_workers == workers
+    assert ("one per usable CPU" in caplog.text) == (workers < asked)

@@ -53,7 +53,7 @@ class DataSection:
     eval_manifest: str | None = None  # evaluated with training.evaluate at the end (None: skip)
     eval_baselines: list[str] = field(default_factory=lambda: ["none", "zero-shot"])  # systems evaluated
     window_s: float = 2.0  # seconds per training window
-    num_workers: int = 4  # DataLoader worker processes per training process
+    num_workers: int = 4  # DataLoader worker processes per training process (at most one per usable CPU)
     frame_cache_mb: float = 0.0  # decoded windows kept in memory (only useful with num_workers 0); 0: none
     time_reversal_p: float = 0.0  # training windows played backwards, with time_reversal_pairs swapped
     # in their targets; every label not in a pair must read the same backwards (an object, a colour)

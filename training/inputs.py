@@ -11,6 +11,7 @@ nothing about the data may depend on how long the process has been running:
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,12 +188,30 @@ def train_loader(
         SeededItems(windows, cfg.seed),
         batch_size=cfg.batch_size,
         sampler=EpochSampler(len(windows), cfg.seed),
-        num_workers=cfg.data.num_workers,
+        num_workers=loader_workers(cfg.data.num_workers),
         collate_fn=collate_windows,
         drop_last=True,
         pin_memory=pin_memory,
         persistent_workers=False,  # workers must see each epoch's SeededItems.epoch
     )
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity where the OS has one, else the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def loader_workers(asked: int) -> int:
+    """`data.num_workers`, at most one worker per usable CPU: more only take turns on the same
+    cores (torch's DataLoader warns about them), so base.yaml's 4 run as 2 on a 2-core machine."""
+    cpus = usable_cpus()
+    if asked > cpus:
+        logger.info("data.num_workers %d: %d DataLoader workers, one per usable CPU", asked, cpus)
+        return cpus
+    return asked
 
 
 def set_loader_epoch(loader: DataLoader, epoch: int) -> None:
