@@ -196,9 +196,11 @@ class _FallbackReader:
     """A frame source (decord or PyAV) that switches to PyAV when decord fails."""
 
     def __init__(self, info: VideoInfo, name: str, size: tuple[int, int] | None, backend: str) -> None:
+        from ovmlv.decode_decord import resizes_right
+
         self._info, self._name, self._size, self._backend = info, name, size, backend
         source = None
-        if backend == "decord" or (backend == "auto" and info.backend == "decord"):
+        if backend == "decord" or (backend == "auto" and info.backend == "decord" and resizes_right(size)):
             source = self._open_decord()
         self.source: DecordFrameSource | PyAVFrameSource = source or self._open_pyav()
 

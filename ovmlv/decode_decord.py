@@ -21,6 +21,19 @@ class DecordFailure(Exception):
     """decord cannot open or read this file (the caller falls back to PyAV)."""
 
 
+# Output sizes (width, height) that decord resized to wrongly in this process, and ones it got
+# right. decord 0.6 asked for 48x48 from a 64x64 clip decodes 48x64 and then fails every read
+# ("Check failed: from_size == to_size"); so do 16, 24 and 72 px from 64, while 32, 40, 56 and 96
+# work. The first file at a size is checked on one frame; then PyAV decodes that size directly.
+_WRONG_SIZES: set[tuple[int, int]] = set()
+_RIGHT_SIZES: set[tuple[int, int]] = set()
+
+
+def resizes_right(size: tuple[int, int] | None) -> bool:
+    """False for an output size decord has already resized to wrongly here (use PyAV for it)."""
+    return size is None or tuple(size) not in _WRONG_SIZES
+
+
 def decord_available() -> bool:
     """Whether decord imports on this machine."""
     try:
@@ -61,8 +74,25 @@ class DecordFrameSource:
         times = np.asarray(times, dtype=np.float64)
         if count == 0 or not np.all(np.isfinite(times)) or times.min() < -1.0 or np.any(np.diff(times) < 0):
             raise DecordFailure(f"decord has no usable frame timestamps for {name!r}")
+        if size is not None and tuple(size) not in _RIGHT_SIZES:
+            self._check_size(name, (int(size[0]), int(size[1])))
         self._name, self._times = name, times
         self.exhausted = False
+
+    def _check_size(self, name: str, size: tuple[int, int]) -> None:
+        """Decode the first frame at `size` once per size and process (see _WRONG_SIZES)."""
+        if size in _WRONG_SIZES:
+            raise DecordFailure(f"decord resizes to {size[0]}x{size[1]} wrongly")
+        try:
+            shape = self._reader.get_batch([0]).shape
+        except Exception as exc:  # DECORDError (its size check) is not a RuntimeError
+            shape, reason = None, _first_line(exc)
+        else:
+            reason = f"it decoded {shape[2]}x{shape[1]}"
+        if shape is None or tuple(shape[1:3]) != (size[1], size[0]):
+            _WRONG_SIZES.add(size)
+            raise DecordFailure(f"decord cannot resize {name!r} to {size[0]}x{size[1]} ({reason})")
+        _RIGHT_SIZES.add(size)
 
     @property
     def last_time_s(self) -> float:

@@ -7,6 +7,7 @@ WHICH frame came back, against indices worked out by hand.
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import textwrap
@@ -317,6 +318,36 @@ def test_decord_noise_is_silenced(tmp_path, clips, capfd):
     with pytest.raises(VideoDecodeError):
         list(iter_windows(write_text_as_mp4(tmp_path / "t.mp4"), backend="decord"))
     assert capfd.readouterr().err == ""
+
+
+@pytest.mark.skipif(not decord_available(), reason="no decord")
+def test_sizes_decord_resizes_wrongly_go_to_pyav_without_a_warning(tmp_path, caplog, monkeypatch):
+    """decord 0.6 asked for 48x48 frames of a 64x64 clip decodes them 48x64 and fails every read (the
+    toy model's input size). The first file at that size is checked on one frame and reported at
+    INFO; from then on PyAV decodes that size directly. The frames are PyAV's, with no warning."""
+    from ovmlv import decode_decord
+    from ovmlv.decode_decord import DecordFailure, DecordFrameSource
+
+    monkeypatch.setattr(decode_decord, "_WRONG_SIZES", set())
+    monkeypatch.setattr(decode_decord, "_RIGHT_SIZES", set())
+    rng = np.random.default_rng(0)
+    frames = np.repeat(rng.integers(0, 256, size=(1, 64, 64, 3), dtype=np.uint8), 16, axis=0)
+    paths = [write_clip(tmp_path / f"c{i}.mp4", np.roll(frames, 8 * i, axis=2), fps=8) for i in range(2)]
+    with pytest.raises(DecordFailure, match="cannot resize 'c0.mp4' to 48x48"):
+        DecordFrameSource(str(paths[0]), "c0.mp4", (48, 48))
+    assert not decode_decord.resizes_right((48, 48)) and decode_decord.resizes_right((56, 56))
+    source = DecordFrameSource(str(paths[0]), "c0.mp4", (56, 56))  # checked once, then read as usual
+    assert source.read(np.array([0.0]))[0].shape == (1, 56, 56, 3) and decode_decord._RIGHT_SIZES == {
+        (56, 56)
+    }
+    caplog.set_level(logging.INFO, logger="ovmlv")
+    for path in paths:
+        auto = [w.frames for w in iter_windows(path, short_side=48, window_s=1.0)]
+        pyav = [w.frames for w in iter_windows(path, short_side=48, window_s=1.0, backend="pyav")]
+        assert len(auto) == len(pyav) == 2
+        for a, b in zip(auto, pyav):
+            np.testing.assert_array_equal(a, b)
+    assert "WARNING" not in caplog.text and "continuing with PyAV" not in caplog.text
 
 
 # --- memory --------------------------------------------------------------------------------

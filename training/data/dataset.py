@@ -54,11 +54,12 @@ def read_frames(info: VideoInfo, times_s: np.ndarray, short_side: int | None) ->
     Raises:
         VideoDecodeError: the frames cannot be decoded.
     """
+    from ovmlv.decode_decord import DecordFailure, DecordFrameSource, resizes_right
+    from ovmlv.decode_pyav import PyAVFrameSource
+
     name = Path(info.path).name
     size = None if short_side is None else output_size(info.width, info.height, short_side)
-    if info.backend == "decord":
-        from ovmlv.decode_decord import DecordFailure, DecordFrameSource
-
+    if info.backend == "decord" and resizes_right(size):
         try:
             source = DecordFrameSource(info.path, name, size)
             try:
@@ -67,8 +68,6 @@ def read_frames(info: VideoInfo, times_s: np.ndarray, short_side: int | None) ->
                 source.close()
         except DecordFailure as exc:
             logger.info("%s; decoding with PyAV instead", exc)
-    from ovmlv.decode_pyav import PyAVFrameSource
-
     if size is not None and info.rotation in (90, 270):
         size = (size[1], size[0])  # PyAV resizes the stored picture, then it is rotated upright
     source = PyAVFrameSource(info.path, name, size, info.rotation)
