@@ -69,6 +69,21 @@ class VideoState:
         return F.normalize((1.0 - alpha) * low + alpha * high, dim=-1)
 
 
+def resize_short_side(images: torch.Tensor, size: int) -> torch.Tensor:
+    """float [N, 3, H', W'] in 0..255: `images` [N, 3, H, W] (0..255) with the shorter side scaled to
+    `size`, bilinear and antialiased (how the classifier brings any video to its model's input size)."""
+    h, w = images.shape[-2:]
+    scale = size / min(h, w)
+    resized = F.interpolate(
+        images.float(),
+        size=(round(h * scale), round(w * scale)),
+        mode="bilinear",
+        antialias=True,
+        align_corners=False,
+    )
+    return resized.clamp(0, 255)
+
+
 class VideoClassifier:
     """Open-vocabulary multi-label video classification with one model (see module docstring)."""
 
@@ -121,15 +136,8 @@ class VideoClassifier:
         h, w = x.shape[-2:]
         if min(h, w) != size:
             n, t = x.shape[:2]
-            scale = size / min(h, w)
-            resized = F.interpolate(
-                x.reshape(n * t, 3, h, w).float(),
-                size=(round(h * scale), round(w * scale)),
-                mode="bilinear",
-                antialias=True,
-                align_corners=False,
-            )
-            x = resized.clamp(0, 255).reshape(n, t, 3, *resized.shape[-2:])
+            resized = resize_short_side(x.reshape(n * t, 3, h, w), size)
+            x = resized.reshape(n, t, 3, *resized.shape[-2:])
             h, w = x.shape[-2:]
         top, left = (h - size) // 2, (w - size) // 2
         x = x[..., top : top + size, left : left + size].float() / 255.0  # centre crop, as open_clip does

@@ -21,7 +21,8 @@ def _tiny_model_and_batch(vision_layers: int):
     torch.manual_seed(0)
     probe = torch.nn.Linear(cfg.embed_dim, 41 + LAYOUT_GRID**2)
     tokens = open_clip.SimpleTokenizer(context_length=cfg.context_length)(["a red circle", "a blue square"])
-    pixels, truth, presence = torch.randn(3, 3, 64, 64), torch.zeros(3, 2), torch.zeros(3, 41)
+    size = cfg.image_size
+    pixels, truth, presence = torch.randn(3, 3, size, size), torch.zeros(3, 2), torch.zeros(3, 41)
     truth[0, 0] = truth[1, 1] = 1.0
     presence[:, [0, 6, 11]] = 1.0
     return cfg, model, probe, tokens, pixels, truth, presence

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -277,14 +278,14 @@ def test_size_jitter_redraws_one_object_still_at_every_size_inside_the_frame():
     assert low <= min(radii) < low + 0.5 and high - 0.5 < max(radii) <= high
 
     # in training frames, clear sizes (the only frames whose captions may say "big" or "small")
-    # become about twice as common
+    # become about 1.6 times as common (1500 frames: 335 against 515 at 48 px, 327 against 527 at 64)
     def clear_sizes(cfg):
-        _, visible, _ = sample_frames(np.random.default_rng(1), 600, cfg)
+        _, visible, _ = sample_frames(np.random.default_rng(1), 1500, cfg)
         return sum(fact in SIZES for objects in visible for seen in objects for fact in seen.clear)
 
     plain = clear_sizes(replace(ToyClipConfig(), size_jitter_p=0.0))
     jittered = clear_sizes(replace(ToyClipConfig(), size_jitter_p=0.6))
-    assert jittered > 1.5 * plain > 0
+    assert jittered > 1.3 * plain > 0
 
 
 def test_example_clips_show_what_their_labels_say(tmp_path):
@@ -308,6 +309,7 @@ class _CentroidImageModel(torch.nn.Module):
     def __init__(self, sees_position: bool) -> None:
         super().__init__()
         self.sees_position = sees_position
+        self.visual = SimpleNamespace(image_size=(64, 64))  # as open_clip's towers say their input size
 
     def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
         from training.toyworld.toy_clip import MEAN, STD
@@ -352,7 +354,7 @@ def test_text_probe_targets_are_the_stated_places_and_sizes_and_its_loss_is_weig
     torch.manual_seed(0)
     probe, text_probe = torch.nn.Linear(cfg.embed_dim, 41 + LAYOUT_GRID**2), torch.nn.Linear(cfg.embed_dim, 6)
     tokens = open_clip.SimpleTokenizer(context_length=cfg.context_length)([c.text for c in captions])
-    pixels, truth = torch.randn(2, 3, 64, 64), torch.zeros(2, 4)
+    pixels, truth = torch.randn(2, 3, cfg.image_size, cfg.image_size), torch.zeros(2, 4)
     presence, named = torch.zeros(2, 41), torch.from_numpy(expected)
     presence[:, [0, 6, 11]] = 1.0  # a red circle in both frames
     with torch.no_grad():

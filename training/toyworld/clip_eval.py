@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ovmlv.classifier import resize_short_side
 from ovmlv.toyworld import COLOURS, SHAPES, object_state, render_frame, sample_scene
 
 from .captions import OPPOSITE, PLACES, Seen, visible_objects
@@ -60,9 +61,19 @@ def held_out_frames(
 
 @torch.no_grad()
 def _embed_images(model: torch.nn.Module, frames: np.ndarray) -> torch.Tensor:
-    """Normalised image embeddings [N, D], in chunks of about 128 frames."""
-    chunks = np.array_split(frames, max(1, len(frames) // 128))
-    return F.normalize(torch.cat([model.encode_image(to_pixels(chunk)) for chunk in chunks]), dim=-1)
+    """Normalised image embeddings [N, D] of frames [N, S, S, 3] (0..255), in chunks of about 128.
+
+    Frames are rendered at the clips' size (64) and brought to the model's input size as the
+    classifier brings a clip's frames (`resize_short_side`), so the checks see what inference sees.
+    """
+    size = int(model.visual.image_size[0])
+    embeddings = []
+    for chunk in np.array_split(frames, max(1, len(frames) // 128)):
+        if chunk.shape[1] != size:
+            images = torch.from_numpy(np.ascontiguousarray(chunk)).permute(0, 3, 1, 2)
+            chunk = resize_short_side(images, size).permute(0, 2, 3, 1).numpy()
+        embeddings.append(model.encode_image(to_pixels(chunk)))
+    return F.normalize(torch.cat(embeddings), dim=-1)
 
 
 @torch.no_grad()
