@@ -7,12 +7,12 @@
 - its default threshold (config.json) is reproduced from the validation clips' seed;
 - on the app's example clips, nouns (base and novel) and motions rank the right windows first,
   and nouns cross the model's default threshold exactly where present, in the library and in the
-  app; so does a typed novel noun, motion and base noun on the second example in the app;
+  app; so do a typed novel noun, motion and base noun on the first two examples in the app;
 - on 40 random clips like the first example (training.toyworld.stories), it marks a typed novel
   noun and motion exactly right in most of them.
 Known misses are strict xfails (they start failing the day they are fixed, so this file gets
-updated): the motions crossing the threshold exactly on every example, and so the first example
-in the app.
+updated): the motions crossing the threshold exactly on every example (moving right in one
+window of the third).
 """
 
 from __future__ import annotations
@@ -196,9 +196,9 @@ def _marked_right(scores: np.ndarray, present: np.ndarray) -> bool:
     return bool(np.array_equal(scores >= np.float32(threshold), present))
 
 
-FIRST_EXAMPLE_MISS = (
-    "moving left scores 0.18 against the threshold of 0.39 in the first example's second scene (the lime"
-    " ends at x = 24 of 64, where 'on the left' is not clear, beside a still blue square)"
+THIRD_EXAMPLE_MISS = (
+    "moving right scores 0.19 against the threshold of 0.33 in the third example's second scene (the sail"
+    " ends at x = 36 of 64, where 'on the right' is not clear; 0.71 in the scene after)"
 )
 
 
@@ -219,10 +219,7 @@ def _known_miss(why: str):
             "motion",
             _marked_right,
             id="motions-cross-threshold-exactly",
-            marks=_known_miss(
-                FIRST_EXAMPLE_MISS
-                + "; moving down 0.38 in the second example's last scene (0.69 in the one before)"
-            ),
+            marks=_known_miss(THIRD_EXAMPLE_MISS),
         ),
     ],
 )
@@ -239,13 +236,9 @@ def test_example_timelines(toy_classifier, tmp_path, kind, check):
     [
         # a bagel moving up, then a plum moving down beside the bagel standing still, then the plum alone
         pytest.param(1, ["bagel", "moving up", "plum"], id="bagel-moving-up-plum"),
-        # a lime moving left (two scenes, the second beside a still blue square), then a tomato growing
-        pytest.param(
-            0,
-            ["lime", "moving left", "tomato"],
-            id="lime-moving-left-tomato",
-            marks=_known_miss(FIRST_EXAMPLE_MISS),
-        ),
+        # a lime moving left (two scenes, the second beside a still blue square), then a tomato growing;
+        # moving left scores 0.79 / 0.34 there against the threshold of 0.33 (session 23's model: 0.18)
+        pytest.param(0, ["lime", "moving left", "tomato"], id="lime-moving-left-tomato"),
     ],
 )
 def test_app_with_the_toy_model_gets_an_example_right(tmp_path, index, labels):
@@ -280,10 +273,10 @@ def test_app_with_the_toy_model_gets_an_example_right(tmp_path, index, labels):
 @pytest.mark.slow
 def test_typed_novel_nouns_and_motions_are_right_on_most_random_stories(toy_classifier, tmp_path):
     """40 clips like the first example with random layouts (training.toyworld.stories): the typed
-    novel noun and motion both marked exactly right in 28, the motion in 35 (session 18's
-    checkpoint: 30 and 33; the one before it: 6 stories)."""
+    novel noun and motion both marked exactly right in 35, the motion in 38 (session 23's
+    checkpoint: 28 and 35; session 18's: 30 and 33; the one before it: 6 stories)."""
     from training.toyworld.stories import judge_stories, make_stories
 
     result = judge_stories(toy_classifier, make_stories(tmp_path, 40, seed=21))
     assert result["count"] == 40
-    assert result["right"]["stories"] >= 27 and result["right"]["motions"] >= 30, result
+    assert result["right"]["stories"] >= 33 and result["right"]["motions"] >= 36, result
