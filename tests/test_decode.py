@@ -337,9 +337,8 @@ def test_sizes_decord_resizes_wrongly_go_to_pyav_without_a_warning(tmp_path, cap
         DecordFrameSource(str(paths[0]), "c0.mp4", (48, 48))
     assert not decode_decord.resizes_right((48, 48)) and decode_decord.resizes_right((56, 56))
     source = DecordFrameSource(str(paths[0]), "c0.mp4", (56, 56))  # checked once, then read as usual
-    assert source.read(np.array([0.0]))[0].shape == (1, 56, 56, 3) and decode_decord._RIGHT_SIZES == {
-        (56, 56)
-    }
+    assert source.read(np.array([0.0]))[0].shape == (1, 56, 56, 3)
+    assert decode_decord._RIGHT_SIZES == {(56, 56)} and decode_decord._WRONG_SIZES == {(48, 48)}
     caplog.set_level(logging.INFO, logger="ovmlv")
     for path in paths:
         auto = [w.frames for w in iter_windows(path, short_side=48, window_s=1.0)]
