@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import open_clip
 import pytest
 import torch
@@ -57,22 +58,31 @@ def test_bf16_precision_computes_the_toy_clip_loss_in_bf16_close_to_fp32_with_fl
     assert torch.nn.functional.cosine_similarity(flat, flat_half, dim=0) > 0.98
 
 
-def test_cached_tokenizer_gives_open_clip_tokens_and_tokenises_each_caption_once():
+def test_cached_tokenizer_gives_open_clip_tokens_and_tokenises_each_word_once():
+    from training.toyworld.captions import captions_for_frame, seen_object
     from training.toyworld.toy_clip import CachedTokenizer
 
     real = open_clip.SimpleTokenizer(context_length=32)
     asked: list[str] = []
 
-    def counting(texts: list[str]) -> torch.Tensor:
-        asked.extend(texts)
-        return real(texts)
+    class Counting:  # open_clip's tokenizer, counting what it is asked to encode
+        sot_token_id, eot_token_id, context_length = real.sot_token_id, real.eot_token_id, 32
 
-    cached = CachedTokenizer(counting)
-    first = ["a red circle", "a blue square on the left", "a red circle"]
-    second = ["a blue square on the left", "something green", "a red circle"]
-    assert torch.equal(cached(first), real(first))
-    assert torch.equal(cached(second), real(second))
-    assert asked == ["a red circle", "a blue square on the left", "something green"]
+        def encode(self, text: str) -> list[int]:
+            asked.append(text)
+            return real.encode(text)
+
+    cached = CachedTokenizer(Counting())
+    rng = np.random.default_rng(0)
+    objects = [seen_object("red", "circle", 10, 50, 10, 64), seen_object("blue", "cross", 50, 12, 5, 64)]
+    captions = [c.text for _ in range(300) for c in captions_for_frame(objects, rng, negatives=2)]
+    long = " ".join(["a big red circle on the left and a small blue cross up top,"] * 4)  # > 32 tokens
+    texts = captions + [long, "a video of kettle, which has red colour", "  a  red\tcircle "]
+    tokens = cached(texts)
+    assert torch.equal(tokens, real(texts))
+    assert (real(long) != 0).sum() == 32 and tokens[-3, -1] == real.eot_token_id  # cut as open_clip cuts
+    assert len(asked) == len(set(asked)) == len({w for text in texts for w in text.split()})
+    assert len(asked) < len(texts) / 3  # 247 words for 903 captions
 
 
 @pytest.mark.slow

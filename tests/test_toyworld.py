@@ -30,7 +30,7 @@ from ovmlv.toyworld import (
     sample_scene,
     write_clip_mp4,
 )
-from ovmlv.toyworld.render import shape_sdf
+from ovmlv.toyworld.render import _apart, _track, object_state, shape_sdf
 from ovmlv.toyworld.vocabulary import check_vocabulary
 
 
@@ -116,6 +116,29 @@ def test_labels_match_objects(seed):
     assert len(clip.labels) == len(set(clip.labels))
     assert all(o.noun == noun_for(o.colour, o.shape) for o in clip.objects)
     assert all(m in MOTIONS for m in motions)
+
+
+def test_tracks_and_masks_are_object_state_and_the_whole_frame_bit_for_bit():
+    """The renderer's fast paths (all frames at once, the object's box only) give exactly the
+    numbers of the per-frame, whole-frame computation: the same scenes from the same seeds."""
+    for size in (48, 64):
+        ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+        objects = [o for seed in range(60) for o in sample_scene(seed, 16, size).objects]
+        assert {o.motion for o in objects} == set(MOTIONS)
+        for obj in objects:
+            x, y, radius = _track(obj, 16)
+            for t in range(16):
+                assert (x[t], y[t], radius[t]) == object_state(obj, t, 16)[:3]  # ==, not close
+                cx, cy, r, visible = object_state(obj, t, 16)
+                whole = visible & (shape_sdf(obj.shape, xs + 0.5 - cx, ys + 0.5 - cy, r) < -0.5)
+                assert np.array_equal(object_mask(obj, t, 16, size), whole)
+        for a, b in zip(objects, objects[1:]):  # overlap: at the frame where the centres are closest
+            gaps = [
+                np.hypot(*np.subtract(object_state(a, t, 16)[:2], object_state(b, t, 16)[:2]))
+                for t in range(16)
+            ]
+            reach = [1.1 * (object_state(a, t, 16)[2] + object_state(b, t, 16)[2]) + 1.0 for t in range(16)]
+            assert _apart(_track(a, 16), _track(b, 16)) == all(g >= r for g, r in zip(gaps, reach))
 
 
 @pytest.mark.parametrize("noun", [n.name for n in NOUNS])

@@ -11,6 +11,7 @@ anti-aliased edge. Everything is deterministic given the seed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,7 @@ TRAVEL_RANGE = (0.38, 0.5)  # moving: distance travelled, as a fraction of the f
 RADIUS_RANGE = (6.5, 9.0)  # object radius in pixels at size 64 (scaled with the size)
 COLOUR_JITTER = 15  # +- per channel, so colours are categories rather than exact values
 _MOVES = (vocab.MOVING_LEFT, vocab.MOVING_RIGHT, vocab.MOVING_UP, vocab.MOVING_DOWN)
+_PAIRS = tuple((c, s) for c in vocab.COLOURS for s in vocab.SHAPES)  # every colour + shape, in order
 
 
 @dataclass(frozen=True)
@@ -143,10 +145,26 @@ def draw_object(canvas: np.ndarray, obj: ToyObject, t: int, num_frames: int) -> 
 def object_mask(obj: ToyObject, t: int, num_frames: int, size: int) -> np.ndarray:
     """bool [size, size]: the pixels fully inside `obj` at frame `t` (before other objects)."""
     x, y, radius, visible = object_state(obj, t, num_frames)
+    mask = np.zeros((size, size), dtype=bool)
     if not visible:
-        return np.zeros((size, size), dtype=bool)
+        return mask
+    # every shape lies within `radius` of its centre: only the box around it can be inside (the
+    # same box draw_object fills), computed pixel for pixel as over the whole frame
+    x0, x1 = max(0, int(x - radius) - 2), min(size, int(x + radius) + 3)
+    y0, y1 = max(0, int(y - radius) - 2), min(size, int(y + radius) + 3)
+    if x0 < x1 and y0 < y1:
+        ys, xs = _pixel_grid(size)
+        box = np.s_[y0:y1, x0:x1]
+        mask[box] = shape_sdf(obj.shape, xs[box] + 0.5 - x, ys[box] + 0.5 - y, radius) < -0.5
+    return mask
+
+
+@functools.lru_cache(maxsize=8)
+def _pixel_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ys, xs): float32 [size, size] pixel row and column indices, read-only (shared by callers)."""
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
-    return shape_sdf(obj.shape, xs + 0.5 - x, ys + 0.5 - y, radius) < -0.5
+    ys.flags.writeable = xs.flags.writeable = False
+    return ys, xs
 
 
 # ---- scenes -------------------------------------------------------------------------------
@@ -154,7 +172,7 @@ def make_background(rng: np.random.Generator, size: int, textured: bool = True) 
     """A static, desaturated background: smooth low-frequency texture, or plain grey."""
     if not textured:
         return np.full((size, size, 3), 128, dtype=np.uint8)
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    ys, xs = (grid / size for grid in _pixel_grid(size))
     level = rng.uniform(75.0, 165.0)
     field = np.zeros((size, size), dtype=np.float32)
     for _ in range(3):
@@ -170,7 +188,7 @@ def _sample_object(
 ) -> ToyObject:
     """A random object (or one with the given (colour, shape, motion) `spec`, randomly placed)."""
     scale = size / 64.0
-    pairs = [(c, s) for c in vocab.COLOURS for s in vocab.SHAPES if (c, s) not in taken]
+    pairs = [pair for pair in _PAIRS if pair not in taken]
     colour, shape = pairs[int(rng.integers(len(pairs)))]
     motion = vocab.MOTIONS[int(rng.integers(len(vocab.MOTIONS)))]
     if spec is not None:
@@ -181,22 +199,33 @@ def _sample_object(
     horizontal = motion in (vocab.MOVING_LEFT, vocab.MOVING_RIGHT)
     x = float(rng.uniform(reach, size - reach - (travel if horizontal else 0.0)))
     y = float(rng.uniform(reach, size - reach - (0.0 if horizontal else travel)))
-    jitter = rng.integers(-COLOUR_JITTER, COLOUR_JITTER + 1, size=3)
-    rgb = tuple(int(v) for v in np.clip(np.asarray(vocab.COLOURS[colour]) + jitter, 0, 255))
+    jitter = rng.integers(-COLOUR_JITTER, COLOUR_JITTER + 1, size=3).tolist()
+    rgb = tuple(min(255, max(0, v + d)) for v, d in zip(vocab.COLOURS[colour], jitter))
     blink_phase = int(rng.integers(BLINK_PERIOD))
     return ToyObject(
         colour, shape, vocab.noun_for(colour, shape), motion, x, y, radius, travel, blink_phase, rgb
     )
 
 
-def _apart(a: ToyObject, b: ToyObject, num_frames: int) -> bool:
-    """True if the two objects never overlap during the clip."""
-    for t in range(num_frames):
-        ax, ay, ar, _ = object_state(a, t, num_frames)
-        bx, by, br, _ = object_state(b, t, num_frames)
-        if np.hypot(ax - bx, ay - by) < 1.1 * (ar + br) + 1.0:
-            return False
-    return True
+def _track(obj: ToyObject, num_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """float64 [T] centre x, centre y and radius of `obj` at every frame: object_state's numbers,
+    computed for all frames at once (the same operations in the same order, so the same bits)."""
+    u = np.arange(num_frames) / max(1, num_frames - 1)
+    x, y, radius = (np.full(num_frames, value) for value in (obj.x, obj.y, obj.radius))
+    if obj.motion in (vocab.MOVING_RIGHT, vocab.MOVING_LEFT):
+        x = x + obj.travel * (u if obj.motion == vocab.MOVING_RIGHT else 1.0 - u)
+    elif obj.motion in (vocab.MOVING_DOWN, vocab.MOVING_UP):
+        y = y + obj.travel * (u if obj.motion == vocab.MOVING_DOWN else 1.0 - u)
+    elif obj.motion in (vocab.GROWING, vocab.SHRINKING):
+        grow = u if obj.motion == vocab.GROWING else 1.0 - u
+        radius = radius * (SCALE_RANGE[0] + (SCALE_RANGE[1] - SCALE_RANGE[0]) * grow)
+    return x, y, radius
+
+
+def _apart(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> bool:
+    """True if two objects' tracks (`_track`) never overlap during the clip."""
+    (ax, ay, ar), (bx, by, br) = a, b
+    return not bool((np.hypot(ax - bx, ay - by) < 1.1 * (ar + br) + 1.0).any())
 
 
 def sample_scene(
@@ -215,11 +244,14 @@ def sample_scene(
     rng = np.random.default_rng(seed)
     count = int(rng.integers(num_objects[0], num_objects[1] + 1))
     objects: list[ToyObject] = []
+    tracks: list[tuple[np.ndarray, ...]] = []
     for _ in range(count):
         for _ in range(max_tries):
             candidate = _sample_object(rng, size, {(o.colour, o.shape) for o in objects})
-            if all(_apart(candidate, other, num_frames) for other in objects):
+            track = _track(candidate, num_frames)
+            if all(_apart(track, other) for other in tracks):
                 objects.append(candidate)
+                tracks.append(track)
                 break
     return ToyScene(tuple(objects), size, num_frames, make_background(rng, size, background))
 
@@ -242,11 +274,14 @@ def scripted_scene(
             raise ValueError(f"unknown object ({colour!r}, {shape!r}, {motion!r})")
     rng = np.random.default_rng(seed)
     objects: list[ToyObject] = []
+    tracks: list[tuple[np.ndarray, ...]] = []
     for spec in specs:
         for _ in range(max_tries):
             candidate = _sample_object(rng, size, set(), spec)
-            if all(_apart(candidate, other, num_frames) for other in objects):
+            track = _track(candidate, num_frames)
+            if all(_apart(track, other) for other in tracks):
                 objects.append(candidate)
+                tracks.append(track)
                 break
         else:
             raise ValueError(f"could not place {spec} apart from the other objects")

@@ -37,7 +37,7 @@ from .toy_llm import ToyLLMConfig
 logger = logging.getLogger(__name__)
 
 FINETUNE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "toyworld.yaml"
-# Fine-tuning variants: name -> model config overrides.
+# Fine-tuning variants: name -> model config overrides, the longest fine-tuning first (ORDER).
 VARIANTS: dict[str, dict[str, Any]] = {
     "full": {},
     "no_temporal": {"temporal": {"blocks": []}},
@@ -186,8 +186,9 @@ def finetune(out: Path, variant: str, plan: ToyWorldPlan) -> Path:
     return Path(summary["final"])
 
 
-def evaluate_systems(out: Path, finals: dict[str, Path]) -> dict[str, Any]:
-    """Every system of SYSTEMS on the test set (one encode per video and variant), float32 CPU."""
+def evaluate_systems(out: Path, variant: str, final: Path) -> dict[str, Any]:
+    """The systems of SYSTEMS that score `variant`'s model, on the test set (one encode per video),
+    float32 CPU; plus "_num_videos"."""
     from ovmlv.classifier import VideoClassifier
     from ovmlv.factory import create_model
     from ovmlv.label_db import LabelDB
@@ -198,15 +199,12 @@ def evaluate_systems(out: Path, finals: dict[str, Path]) -> dict[str, Any]:
     entries = read_manifest(data / "test" / "manifest.jsonl")
     vocabulary = read_vocabulary(data / "vocabulary.txt")
     split = read_split(data / "split.json")
-    results: dict[str, Any] = {}
-    for variant, final in finals.items():
-        baselines = {name: baseline for name, (v, baseline) in SYSTEMS.items() if v == variant}
-        model = create_model(final, device="cpu", dtype=torch.float32)
-        classifier = VideoClassifier(model, LabelDB(None), name=f"toy-{variant}")
-        report = evaluate(classifier, entries, vocabulary, split, baseline=list(baselines.values()))
-        for name, baseline in baselines.items():
-            results[name] = report["systems"][baseline]
-        results.setdefault("_num_videos", report["num_videos"])
+    baselines = {name: baseline for name, (v, baseline) in SYSTEMS.items() if v == variant}
+    model = create_model(final, device="cpu", dtype=torch.float32)
+    classifier = VideoClassifier(model, LabelDB(None), name=f"toy-{variant}")
+    report = evaluate(classifier, entries, vocabulary, split, baseline=list(baselines.values()))
+    results: dict[str, Any] = {name: report["systems"][baseline] for name, baseline in baselines.items()}
+    results["_num_videos"] = report["num_videos"]
     return results
 
 
@@ -269,31 +267,34 @@ def reuse_pretrained(source: Path, base: Path) -> dict[str, Any]:
     return report
 
 
-# The variants' fine-tuning and evaluation split into jobs that can run side by side (`run(jobs=2)`):
-# the full variant alone, the two ablations in order; each job takes about as long as the other.
-JOBS: tuple[tuple[str, ...], ...] = (("full",), ("no_temporal", "no_llm"))
+# The order the variants are fine-tuned in, the longest first (VARIANTS' order). With two jobs the
+# full method runs beside the two ablations in turn, and each evaluation waits behind the
+# fine-tunings still to start (session 28: full 7.6 min, no temporal branch 3.4, no LLM 5.8).
+ORDER: tuple[str, ...] = tuple(VARIANTS)
 
 
-def variant_job(out: Path, variants: tuple[str, ...], plan: ToyWorldPlan, threads: int | None = None) -> dict:
-    """Fine-tune `variants` in order, then evaluate their systems (and the full model's threshold).
-
-    Returns {"finals": {variant: dir}, "systems": {...}, "threshold": {...} (with "full"),
-    "timings": {...}}. Runs in a worker process when the variants run side by side.
-    """
+def finetune_task(
+    out: Path, variant: str, plan: ToyWorldPlan, threads: int | None = None
+) -> tuple[Path, float]:
+    """(final checkpoint, seconds) of fine-tuning `variant`; runs in a worker process with jobs > 1."""
     if threads:
         torch.set_num_threads(threads)
-    timings: dict[str, float] = {}
-    finals: dict[str, Path] = {}
-    for variant in variants:
-        tic = time.perf_counter()
-        finals[variant] = finetune(out, variant, plan)
-        timings[f"finetune_{variant}_s"] = time.perf_counter() - tic
     tic = time.perf_counter()
-    result: dict[str, Any] = {"finals": finals, "systems": evaluate_systems(out, finals)}
-    timings["evaluate_s"] = time.perf_counter() - tic
-    if "full" in finals:
+    final = finetune(out, variant, plan)
+    return final, time.perf_counter() - tic
+
+
+def evaluate_task(out: Path, variant: str, final: Path, threads: int | None = None) -> dict[str, Any]:
+    """{"systems": ..., "threshold": ... (the full method only), "timings": ...} of one fine-tuned
+    variant: its systems on the test set and, for the full method, its default threshold."""
+    if threads:
+        torch.set_num_threads(threads)
+    tic = time.perf_counter()
+    result: dict[str, Any] = {"systems": evaluate_systems(out, variant, final)}
+    timings = {"evaluate_s": time.perf_counter() - tic}
+    if variant == "full":
         tic = time.perf_counter()
-        result["threshold"] = choose_threshold(out, finals["full"])
+        result["threshold"] = choose_threshold(out, final)
         timings["threshold_s"] = time.perf_counter() - tic
     result["timings"] = timings
     return result
@@ -306,27 +307,72 @@ def _log_like(levels: dict[str, int]) -> None:
         logging.getLogger(name).setLevel(level)
 
 
-def run_variants(out: Path, plan: ToyWorldPlan, jobs: int = 1) -> list[dict]:
-    """Every variant's `variant_job`: in this process (jobs 1), or JOBS in worker processes that
-    share this process's torch threads. On 2 cores a fine-tuning step of one 1-thread job beside
-    the other takes ~1.05 s against ~0.59 s alone with 2 threads: the stage took 10.8 min side by
-    side, about 11.7 in order (session 18, the wide toy CLIP)."""
-    if jobs <= 1:
-        return [variant_job(out, tuple(VARIANTS), plan)]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+class _Results:
+    """What the variants' tasks return, gathered: finals, systems, threshold, summed timings."""
 
-    threads = max(1, torch.get_num_threads() // len(JOBS))
+    def __init__(self) -> None:
+        self.finals: dict[str, Path] = {}
+        self.systems: dict[str, Any] = {}
+        self.threshold: dict[str, Any] | None = None
+        self.timings: dict[str, float] = {}
+
+    def finetuned(self, variant: str, final: Path, seconds: float) -> None:
+        self.finals[variant] = final
+        self.timings[f"finetune_{variant}_s"] = seconds
+
+    def evaluated(self, result: dict[str, Any]) -> None:
+        self.systems.update(result["systems"])
+        self.threshold = result.get("threshold", self.threshold)
+        for name, seconds in result["timings"].items():
+            self.timings[name] = self.timings.get(name, 0.0) + seconds
+
+
+def run_variants(out: Path, plan: ToyWorldPlan, jobs: int = 1) -> _Results:
+    """Fine-tune every variant (ORDER) and evaluate each: in this process (jobs 1), or in `jobs`
+    worker processes that share this process's torch threads. A worker that finishes a fine-tuning
+    starts the next one, and the variant's evaluation queues behind it: the first free worker
+    takes it. On 2 cores a fine-tuning step of one 1-thread job beside the other takes ~1.05 s
+    against ~0.59 s alone with 2 threads: the stage took 10.8 min side by side, about 11.7 in
+    order (session 18, the wide toy CLIP)."""
+    results = _Results()
+    if jobs <= 1:
+        for variant in ORDER:
+            results.finetuned(variant, *finetune_task(out, variant, plan))
+        for variant in ORDER:
+            results.evaluated(evaluate_task(out, variant, results.finals[variant]))
+        return results
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
+    threads = max(1, torch.get_num_threads() // jobs)
     levels = {name: logging.getLogger(name).level for name in ("training", "ovmlv")}
     context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
     # An executor, not a multiprocessing Pool: a Pool's workers are daemons, which may not start the
     # DataLoader workers of `data.num_workers` > 0.
-    with ProcessPoolExecutor(
-        len(JOBS), mp_context=context, initializer=_log_like, initargs=(levels,)
-    ) as pool:
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_log_like, initargs=(levels,)) as pool:
         try:
-            futures = [pool.submit(variant_job, out, variants, plan, threads) for variants in JOBS]
-            return [future.result() for future in futures]
+            waiting = list(ORDER)
+            running: dict[Future, tuple[str, str]] = {}
+
+            def start_next_finetuning() -> None:
+                variant = waiting.pop(0)
+                running[pool.submit(finetune_task, out, variant, plan, threads)] = ("finetune", variant)
+
+            for _ in range(min(jobs, len(waiting))):
+                start_next_finetuning()
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    kind, variant = running.pop(future)
+                    if kind == "evaluate":
+                        results.evaluated(future.result())
+                        continue
+                    final, seconds = future.result()
+                    results.finetuned(variant, final, seconds)
+                    if waiting:  # submitted first, so the free worker takes it before any evaluation
+                        start_next_finetuning()
+                    running[pool.submit(evaluate_task, out, variant, final, threads)] = ("evaluate", variant)
+            return results
         except BaseException:  # an error, Ctrl-C, or the SIGTERM that the command turns into SystemExit
             terminate_workers(pool)  # leaving the `with` would otherwise wait for each fine-tuning to end
             raise
@@ -354,8 +400,8 @@ def run(
         plan: sizes and seeds.
         command: the command line, recorded in the report.
         reuse_base: an earlier run's OUT/base: skip pretraining and copy its models.
-        jobs: fine-tune and evaluate the variants in this many processes (1, or 2: JOBS side by
-            side, sharing the torch threads). Stage timings are per job; total_s is wall time.
+        jobs: fine-tune and evaluate the variants in this many processes (`run_variants`), sharing
+            the torch threads. Stage timings are summed over the processes; total_s is wall time.
     """
     from .pretrain import pretrain
 
@@ -374,13 +420,10 @@ def run(
     tic = time.perf_counter()
     results = run_variants(out, plan, jobs)
     timings["variants_s"] = time.perf_counter() - tic
-    found = {name: value for result in results for name, value in result["systems"].items()}
-    systems = {name: found[name] for name in SYSTEMS} | {"_num_videos": found["_num_videos"]}
-    threshold = next(result["threshold"] for result in results if "threshold" in result)
-    final = next(result["finals"]["full"] for result in results if "full" in result["finals"])
-    for result in results:
-        for name, seconds in result["timings"].items():
-            timings[name] = timings.get(name, 0.0) + seconds
+    systems = {name: results.systems[name] for name in SYSTEMS} | {
+        "_num_videos": results.systems["_num_videos"]
+    }
+    timings.update(results.timings)
     timings["total_s"] = time.perf_counter() - start
     report = {
         "command": command,
@@ -389,13 +432,13 @@ def run(
         "num_test_clips": systems.pop("_num_videos"),
         "groups": {name: list(labels) for name, labels in GROUPS.items()},
         "table": summarise(systems),
-        "threshold": threshold,
+        "threshold": results.threshold,
         "systems": systems,
         "pretrain": {k: pretrain_report[k] for k in PRETRAIN_REPORT_KEYS},
         "timings": timings,
         "threads": torch.get_num_threads(),
-        "jobs": 1 if jobs <= 1 else len(JOBS),
+        "jobs": max(1, jobs),
     }
     (out / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
-    package(out, final, report)
+    package(out, results.finals["full"], report)
     return report
