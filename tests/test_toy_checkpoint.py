@@ -7,7 +7,8 @@
 - its default threshold (config.json) is reproduced from the validation clips' seed;
 - on the app's example clips, nouns (base and novel) and motions rank the right windows first,
   and nouns cross the model's default threshold exactly where present, in the library and in the
-  app; so do a typed novel noun, motion and base noun on the first two examples in the app;
+  app; so do a typed novel noun, motion and base noun on the second example in the app (on the
+  first, the motion is a known miss);
 - on 40 random clips like the first example (training.toyworld.stories), it marks a typed novel
   noun and motion exactly right in most of them.
 Known misses are strict xfails (they start failing the day they are fixed, so this file gets
