@@ -59,8 +59,7 @@ def test_bf16_precision_computes_the_toy_clip_loss_in_bf16_close_to_fp32_with_fl
 
 
 def test_cached_tokenizer_gives_open_clip_tokens_and_tokenises_each_word_once():
-    from training.toyworld.captions import captions_for_frame, seen_object
-    from training.toyworld.toy_clip import CachedTokenizer
+    from training.toyworld.captions import CachedTokenizer, captions_for_frame, seen_object
 
     real = open_clip.SimpleTokenizer(context_length=32)
     asked: list[str] = []

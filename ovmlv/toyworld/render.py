@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -62,18 +63,24 @@ class ToyClip:
     labels: list[str]
 
 
-def object_state(obj: ToyObject, t: int, num_frames: int) -> tuple[float, float, float, bool]:
-    """(centre x, centre y, radius, visible) of `obj` at frame `t`."""
-    u = t / max(1, num_frames - 1)
-    x, y, radius, visible = obj.x, obj.y, obj.radius, True
+def _geometry(obj: ToyObject, u: Any) -> tuple[Any, Any, Any]:
+    """(centre x, centre y, radius) of `obj` at normalised time `u` (a float, or an array of them)."""
+    x, y, radius = obj.x, obj.y, obj.radius
     if obj.motion in (vocab.MOVING_RIGHT, vocab.MOVING_LEFT):
-        x += obj.travel * (u if obj.motion == vocab.MOVING_RIGHT else 1.0 - u)
+        x = x + obj.travel * (u if obj.motion == vocab.MOVING_RIGHT else 1.0 - u)
     elif obj.motion in (vocab.MOVING_DOWN, vocab.MOVING_UP):
-        y += obj.travel * (u if obj.motion == vocab.MOVING_DOWN else 1.0 - u)
+        y = y + obj.travel * (u if obj.motion == vocab.MOVING_DOWN else 1.0 - u)
     elif obj.motion in (vocab.GROWING, vocab.SHRINKING):
         grow = u if obj.motion == vocab.GROWING else 1.0 - u
-        radius *= SCALE_RANGE[0] + (SCALE_RANGE[1] - SCALE_RANGE[0]) * grow
-    elif obj.motion == vocab.BLINKING:
+        radius = radius * (SCALE_RANGE[0] + (SCALE_RANGE[1] - SCALE_RANGE[0]) * grow)
+    return x, y, radius
+
+
+def object_state(obj: ToyObject, t: int, num_frames: int) -> tuple[float, float, float, bool]:
+    """(centre x, centre y, radius, visible) of `obj` at frame `t`."""
+    x, y, radius = _geometry(obj, t / max(1, num_frames - 1))
+    visible = True
+    if obj.motion == vocab.BLINKING:
         visible = (t + obj.blink_phase) % BLINK_PERIOD < BLINK_PERIOD // 2
     return x, y, radius, visible
 
@@ -208,18 +215,10 @@ def _sample_object(
 
 
 def _track(obj: ToyObject, num_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """float64 [T] centre x, centre y and radius of `obj` at every frame: object_state's numbers,
-    computed for all frames at once (the same operations in the same order, so the same bits)."""
+    """float64 [T] centre x, centre y and radius of `obj` at every frame: object_state's numbers
+    (the same operations on every frame at once, so the same bits)."""
     u = np.arange(num_frames) / max(1, num_frames - 1)
-    x, y, radius = (np.full(num_frames, value) for value in (obj.x, obj.y, obj.radius))
-    if obj.motion in (vocab.MOVING_RIGHT, vocab.MOVING_LEFT):
-        x = x + obj.travel * (u if obj.motion == vocab.MOVING_RIGHT else 1.0 - u)
-    elif obj.motion in (vocab.MOVING_DOWN, vocab.MOVING_UP):
-        y = y + obj.travel * (u if obj.motion == vocab.MOVING_DOWN else 1.0 - u)
-    elif obj.motion in (vocab.GROWING, vocab.SHRINKING):
-        grow = u if obj.motion == vocab.GROWING else 1.0 - u
-        radius = radius * (SCALE_RANGE[0] + (SCALE_RANGE[1] - SCALE_RANGE[0]) * grow)
-    return x, y, radius
+    return tuple(np.broadcast_to(np.asarray(v, dtype=np.float64), (num_frames,)) for v in _geometry(obj, u))
 
 
 def _apart(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> bool:
