@@ -129,7 +129,8 @@ Targets: {"; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in TARGETS.items())}.
 the CLI's `--threshold` and the app's slider) to **{threshold["value"]:.2f}**: the threshold with
 the best micro-F1 (every clip and label one prediction; {threshold["best_f1"]:.3f}) on
 {threshold["val_clips"]} held-out validation clips (seed {plan["seed"] * 10_000_000 + 3_000_000}),
-scored on base nouns and motions only. The test set takes no part in it. A threshold below 0.5
+scored on base nouns and motions only, with the bfloat16 weights the app and the CLI load. The
+test set takes no part in it. A threshold below 0.5
 is what the best F1 asks for: a window where a label is likely, but not certain, is worth marking.
 
 ## Reproduce
