@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -113,6 +114,38 @@ def test_ablations_differ_where_they_should(quick_run):
     )
     assert no_llm.config.labels.soft_source == "context" and full.config.labels.soft_source == "llm"
     assert not any(name.startswith("label_encoder.queries") for name in no_llm.trained_state_dict())
+
+
+@pytest.mark.slow
+def test_default_threshold_is_chosen_on_the_scores_the_app_computes(quick_run, monkeypatch):
+    """The packaged threshold is the best micro-F1 on the validation clips as the app scores them:
+    the model loaded by `VideoClassifier.from_pretrained` (bfloat16 weights), not float32 ones,
+    whose scores can put a flat F1 curve's argmax elsewhere (0.38 against 0.32 for session 29's)."""
+    import training.evaluate
+    from ovmlv.classifier import VideoClassifier
+    from training.data.manifest import read_manifest
+    from training.metrics import best_f1_threshold
+    from training.toyworld.pipeline import choose_threshold
+
+    dtypes = []
+    evaluate = training.evaluate.evaluate
+
+    def spy(classifier, *args, **kwargs):
+        dtypes.append(classifier.model.dtype)
+        return evaluate(classifier, *args, **kwargs)
+
+    monkeypatch.setattr(training.evaluate, "evaluate", spy)
+    chosen = choose_threshold(quick_run, quick_run / "runs" / "full" / "final")
+    app = VideoClassifier.from_pretrained(quick_run / "toy", device="cpu", label_db_path=None)
+    assert dtypes == [app.model.dtype] == [torch.bfloat16]
+    labels = list(BASE_NOUNS) + list(MOTIONS)
+    entries = read_manifest(quick_run / "data" / "val" / "manifest.jsonl")
+    scores = torch.from_numpy(np.stack([app.classify(entry.video, labels).video_scores for entry in entries]))
+    targets = torch.tensor([[label in entry.labels for label in labels] for entry in entries]).float()
+    assert chosen["val_clips"] == len(entries) == 16
+    assert (chosen["value"], chosen["best_f1"]) == pytest.approx(best_f1_threshold(scores, targets), abs=1e-6)
+    packaged = json.loads((quick_run / "toy" / "config.json").read_text())["model"]["threshold"]
+    assert packaged == json.loads((quick_run / "report.json").read_text())["threshold"]["value"]
 
 
 def test_clip_and_llm_settings_from_the_command_line(tmp_path, capsys):
