@@ -18,6 +18,7 @@ the third example's second scene).
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -266,10 +267,12 @@ def test_app_with_the_toy_model_gets_an_example_right(tmp_path, index, labels):
     truth = example.truth()
     expected = []  # (label, start, end) of each run of 2 s windows where the label is present
     for label in labels:
-        present = [row[label] for row in truth] + [False]
-        starts = [w for w, inside in enumerate(present) if inside and (w == 0 or not present[w - 1])]
-        ends = [w for w, inside in enumerate(present) if not inside and w > 0 and present[w - 1]]
-        expected.extend((label, 2.0 * start, 2.0 * end) for start, end in zip(starts, ends))
+        window = 0
+        for inside, run in itertools.groupby(row[label] for row in truth):
+            length = len(list(run))
+            if inside:
+                expected.append((label, 2.0 * window, 2.0 * (window + length)))
+            window += length
     found = sorted((s["label"], s["start"], s["end"]) for s in answer["segments"])
     assert found == sorted(expected), answer["timeline"]
 
